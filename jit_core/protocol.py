@@ -1,0 +1,181 @@
+"""The on-device protocol: what the tuner sends to a device and what the device answers.
+
+Every driver (Playwright, Appium, native wgpu) implements ``Runner.run_batch`` with exactly these
+messages; their JSON form is documented in ``farm/harness/PROTOCOL.md``. jit_core builds batches and
+reads results; it never knows which driver ran them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, Sequence
+
+from .ops import OpSpec
+from .reference import INPUT_STREAMS
+
+ERROR_CLASSES = ("compile", "validation", "runtime", "timeout", "device-lost", "wrong-result", "harness", "fallback")
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """One rendered kernel: WGSL source, entry point, dispatch grid and workgroup size."""
+
+    code: str
+    entry: str
+    workgroups: tuple[int, int, int]
+    workgroup_size: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """A storage buffer bound at ``binding`` of group 0. ``init`` is 'prng' (from seed and stream)
+    or 'zero'; ``output`` marks the buffer the check reads."""
+
+    name: str
+    binding: int
+    size: int  # elements
+    access: str  # "read" | "read_write"
+    init: str  # "prng" | "zero"
+    seed: int = 0
+    stream: int = 0
+    dtype: str = "f32"
+    output: bool = False
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """How to time each candidate: ``warmup`` untimed runs, then a calibration run that sets the
+    dispatches per sample (``reps``) so a sample lasts at least ``min_sample_ms`` (at most
+    ``max_reps``), then ``samples`` samples. ``timer`` is 'auto' (GPU timestamps when the adapter
+    has them, else wall clock) or 'wall' (dispatch, queue sync and readback, timed in the page)."""
+
+    warmup: int = 1
+    samples: int = 5
+    min_sample_ms: float = 10.0
+    max_reps: int = 256
+    timer: str = "auto"
+    timeout_ms: float = 30000.0
+
+    def __post_init__(self) -> None:
+        if self.timer not in ("auto", "wall"):
+            raise ValueError(f"measure.timer must be 'auto' or 'wall', got {self.timer!r}")
+        if self.samples < 1 or self.warmup < 0 or self.max_reps < 1:
+            raise ValueError("measure needs samples >= 1, warmup >= 0, max_reps >= 1")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    kernel: KernelSource
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of candidates for one op, compiled and timed on the device in one round trip."""
+
+    op: OpSpec
+    buffers: tuple[BufferSpec, ...]
+    candidates: tuple[Candidate, ...]
+    measure: MeasureSpec
+    check_positions: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op.to_dict(),
+            "buffers": [asdict(b) for b in self.buffers],
+            "candidates": [
+                {
+                    "id": c.id,
+                    "code": c.kernel.code,
+                    "entry": c.kernel.entry,
+                    "workgroups": list(c.kernel.workgroups),
+                    "workgroupSize": list(c.kernel.workgroup_size),
+                }
+                for c in self.candidates
+            ],
+            "measure": {
+                "warmup": self.measure.warmup,
+                "samples": self.measure.samples,
+                "minSampleMs": self.measure.min_sample_ms,
+                "maxReps": self.measure.max_reps,
+                "timer": self.measure.timer,
+                "timeoutMs": self.measure.timeout_ms,
+            },
+            "check": {"positions": list(self.check_positions)},
+        }
+
+
+@dataclass
+class CandidateResult:
+    """The device's answer for one candidate. ``ok`` means it compiled and ran; the correctness
+    verdict is added by the tuner (``check_ok``) from ``values`` at the batch's check positions."""
+
+    id: str
+    ok: bool
+    error_class: str | None = None
+    error: str | None = None
+    compile_ms: float | None = None
+    first_run_ms: float | None = None
+    samples_ms: list[float] = field(default_factory=list)
+    reps: int = 0
+    timer_kind: str = "wall"
+    timer_resolution_ms: float | None = None
+    values: list[float] | None = None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> "CandidateResult":
+        timer = d.get("timer") or {}
+        err_class = d.get("errorClass")
+        if err_class is not None and err_class not in ERROR_CLASSES:
+            err_class = "harness"
+        return CandidateResult(
+            id=str(d.get("id")),
+            ok=bool(d.get("ok")),
+            error_class=err_class,
+            error=d.get("error"),
+            compile_ms=d.get("compileMs"),
+            first_run_ms=d.get("firstRunMs"),
+            samples_ms=[float(x) for x in d.get("samplesMs") or []],
+            reps=int(d.get("reps") or 0),
+            timer_kind=str(timer.get("kind", "wall")),
+            timer_resolution_ms=timer.get("resolutionMs"),
+            values=d.get("values"),
+        )
+
+
+class Runner(Protocol):
+    """Anything that can compile and time a batch of candidates on one device.
+
+    Contract: returns one ``CandidateResult`` per candidate, in order; a candidate that fails to
+    compile, validate, finish in time or run is a result with ``ok=False`` and an error class, never
+    an exception. An exception means the device itself is unusable (browser gone, device lost for
+    good), which the farm handles.
+    """
+
+    def run_batch(self, batch: Batch) -> list[CandidateResult]: ...
+
+
+def op_buffers(op: OpSpec, seed: int) -> tuple[BufferSpec, ...]:
+    """Buffer layout every template of ``op`` binds: inputs first (bindings 0..), output last."""
+    specs = []
+    for binding, (name, n) in enumerate(op.input_sizes().items()):
+        specs.append(BufferSpec(name, binding, n, "read", "prng", seed=seed, stream=INPUT_STREAMS[name]))
+    specs.append(BufferSpec("C", len(specs), op.output_size(), "read_write", "zero", output=True))
+    return tuple(specs)
+
+
+def make_batch(
+    op: OpSpec,
+    kernels: Sequence[tuple[str, KernelSource]],
+    *,
+    seed: int,
+    measure: MeasureSpec,
+    check_positions: Sequence[int],
+) -> Batch:
+    return Batch(
+        op=op,
+        buffers=op_buffers(op, seed),
+        candidates=tuple(Candidate(cid, k) for cid, k in kernels),
+        measure=measure,
+        check_positions=tuple(check_positions),
+    )
