@@ -1,0 +1,544 @@
+"""Native WebGPU driver: the on-device protocol (farm/harness/PROTOCOL.md) run in-process through
+wgpu-native (the ``wgpu`` Python package), without a browser: lavapipe here, Vulkan GPUs on servers."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Any
+
+import numpy as np
+
+from jit_core.protocol import Batch, BufferSpec, Candidate, CandidateResult, MeasureSpec
+from jit_core.reference import prng_f32
+
+from .base import DeviceDriver, DriverError, NativeOptions
+
+log = logging.getLogger(__name__)
+
+# Limits the harness raises to the adapter's maximum when it requests its device (wgpu-py names).
+_RAISED_LIMITS = (
+    "max-compute-invocations-per-workgroup",
+    "max-compute-workgroup-storage-size",
+    "max-compute-workgroup-size-x",
+    "max-compute-workgroup-size-y",
+    "max-compute-workgroup-size-z",
+    "max-compute-workgroups-per-dimension",
+    "max-storage-buffer-binding-size",
+    "max-buffer-size",
+)
+_OPTIONAL_FEATURES = ("timestamp-query", "shader-f16")
+_POWER_RANK = {
+    "high-performance": ("DiscreteGPU", "IntegratedGPU", "VirtualGPU", "CPU"),
+    "low-power": ("IntegratedGPU", "DiscreteGPU", "VirtualGPU", "CPU"),
+}
+_BACKEND_ALIASES = {"dx12": "d3d12", "dx11": "d3d11", "gl": "opengl", "gles": "opengles"}
+_CPU_NAMES = ("llvmpipe", "lavapipe", "swiftshader", "microsoft basic render")
+_LOST = re.compile(r"device (is |was )?lost|devicelost", re.IGNORECASE)
+_FIX = (
+    "To fix: install a Vulkan driver (`apt-get install -y mesa-vulkan-drivers` gives lavapipe), point "
+    "the loader at it with env VK_ICD_FILENAMES / VK_DRIVER_FILES (e.g. "
+    "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json) in the device YAML's native.env, or change "
+    "native.adapter_match / native.backend in the device YAML."
+)
+
+
+def camel_limit(name: str) -> str:
+    """wgpu-py limit name -> GPUSupportedLimits name: 'max-texture-dimension-1d' -> 'maxTextureDimension1D'."""
+    parts = name.replace("_", "-").split("-")
+    return parts[0] + "".join(p.upper() if p[:1].isdigit() else p.capitalize() for p in parts[1:])
+
+
+def _adapter_text(info: Any) -> str:
+    keys = ("vendor", "device", "description", "adapter_type", "backend_type")
+    return " ".join(str(info.get(k, "")) for k in keys)
+
+
+def _describe(info: Any) -> str:
+    name = info.get("device") or info.get("vendor")
+    return f"{name!r} ({info.get('adapter_type')}, {info.get('backend_type')}; {info.get('description')!r})"
+
+
+def _wall_resolution_ms() -> float:
+    """Smallest non-zero step of time.perf_counter, measured."""
+    best = math.inf
+    for _ in range(2000):
+        a = time.perf_counter()
+        b = time.perf_counter()
+        while b == a:
+            b = time.perf_counter()
+        best = min(best, b - a)
+    return best * 1e3
+
+
+@dataclass
+class _BatchGpu:
+    """GPU objects of one batch on one device, destroyed together."""
+
+    layout: Any
+    bind_group: Any
+    output: Any | None
+    output_bytes: int
+    staging: Any | None  # MAP_READ copy of the whole output
+    sync_src: Any
+    sync_dst: Any
+    query_set: Any | None
+    ts_resolve: Any | None
+    ts_staging: Any | None
+    buffers: list[Any] = field(default_factory=list)
+
+    def destroy(self) -> None:
+        extra = [self.staging, self.sync_src, self.sync_dst, self.ts_resolve, self.ts_staging, self.query_set]
+        for b in [*self.buffers, *extra]:
+            try:
+                if b is not None:
+                    b.destroy()
+            except Exception:  # a lost device cannot free; nothing else to do
+                pass
+
+
+class _Timeout(Exception):
+    pass
+
+
+_Grid = tuple[int, int, int]
+
+
+def calibrate_reps(t_one_ms: float, min_ms: float, max_reps: int, resolution_ms: float,
+                   sample: Callable[[int], float], *, refine: bool) -> int:
+    """PROTOCOL.md step 4: reps from one wall-clock run, then refined (at most 3 times) with the
+    timer the samples use until a sample spans 90% of ``min_ms`` (and 10 timer ticks).
+    ``sample(reps)`` returns the per-dispatch time of one sample of ``reps`` dispatches."""
+    floor = max(resolution_ms, 1e-6)
+    target = max(min_ms, 10 * resolution_ms)
+    reps = max(1, min(max_reps, math.ceil(target / max(t_one_ms, floor))))
+    if not refine:
+        return reps
+    for _ in range(3):
+        if reps >= max_reps:
+            break
+        total = sample(reps) * reps
+        if total >= 0.9 * target:
+            break
+        reps = max(reps + 1, min(max_reps, math.ceil(reps * target / max(total, floor))))
+    return reps
+
+
+class NativeDriver(DeviceDriver):
+    """Runs protocol batches in-process on a native WebGPU adapter (wgpu-native via ``wgpu``).
+
+    Contract: the DeviceDriver contract, with the per-candidate steps of PROTOCOL.md (compile,
+    clear + first run with readback, warmup, wall-clock calibration of ``reps``, samples of ``reps``
+    dispatches in one compute pass, readback at the check positions). ``open()`` sets
+    ``options.env`` in ``os.environ`` first; Vulkan loader variables only take effect if nothing in
+    this process has created the wgpu instance yet (it is process-global), so open the native
+    driver before any other wgpu use. The bind group layout is explicit, built from the batch's
+    buffers ('read' -> read-only storage, 'read_write' -> storage), so a kernel may leave a binding
+    unused; a kernel whose declarations disagree fails at pipeline creation ('compile').
+
+    Limits: a native dispatch cannot be interrupted, so ``measure.timeout_ms`` is judged after the
+    fact: when a candidate's elapsed time passes it after a step, the candidate is answered
+    'timeout' and sampling stops (a kernel that never ends hangs the process; run the farm's
+    worker with its own wall-clock watchdog). A lost device gives 'device-lost' for that candidate
+    and a fresh device for the rest; if none can be had, run_batch raises DriverError('device').
+
+    Example, by hand on lavapipe::
+
+        from farm.drivers.base import NativeOptions
+        from farm.drivers.native import NativeDriver
+        from jit_core.ops import MatMul
+        from jit_core.protocol import KernelSource, MeasureSpec, make_batch
+        from jit_core.reference import check_outputs, check_positions
+
+        opts = NativeOptions(adapter_match="llvmpipe", backend="vulkan",
+                             env=(("VK_ICD_FILENAMES", "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"),))
+        op = MatMul(M=64, N=64, K=64)
+        pos = check_positions(op)
+        with NativeDriver(opts) as drv:
+            print(drv.probe()["adapter"])
+            kernel = KernelSource(code=WGSL, entry="main", workgroups=(8, 8, 1), workgroup_size=(8, 8, 1))
+            batch = make_batch(op, [("c0", kernel)], seed=1, measure=MeasureSpec(), check_positions=pos)
+            [res] = drv.run_batch(batch)
+            print(res.samples_ms, check_outputs(op, 1, pos, res.values).ok)
+    """
+
+    kind = "native"
+
+    def __init__(self, options: NativeOptions) -> None:
+        if options.power_preference not in _POWER_RANK:
+            choices = sorted(_POWER_RANK)
+            raise ValueError(f"native.power_preference must be one of {choices}, got {options.power_preference!r}")
+        self.options = options
+        self._wgpu: Any = None
+        self._adapter: Any = None
+        self._device: Any = None
+        self._lost = False
+        self._timestamp_period_ns: float | None = None
+        self._wall_res_ms: float | None = None
+
+    # ----- lifecycle
+
+    def open(self) -> None:
+        if self._device is not None:
+            return
+        changed = [k for k, v in self.options.env if os.environ.get(k) != v]
+        for key, value in self.options.env:
+            os.environ[key] = value
+        try:
+            import wgpu
+            from wgpu.backends.wgpu_native import _helpers
+        except Exception as e:  # missing wheel or native library
+            raise DriverError("infra", f"cannot import wgpu ({e}); install the `wgpu` package. {_FIX}") from e
+        if changed and getattr(_helpers, "_the_instance", None) is not None:
+            log.warning("wgpu instance already exists in this process: env %s set too late to take effect", changed)
+        self._wgpu = wgpu
+        try:
+            adapters = wgpu.gpu.enumerate_adapters_sync()
+        except Exception as e:
+            raise DriverError("infra", f"wgpu could not enumerate adapters: {e}. {_FIX}") from e
+        self._adapter = self._pick(adapters)
+        self._device = self._request_device()
+        self._wall_res_ms = _wall_resolution_ms()
+
+    def _pick(self, adapters: list[Any]) -> Any:
+        opts = self.options
+        found = list(adapters)
+        if opts.backend:
+            want = _BACKEND_ALIASES.get(opts.backend.lower(), opts.backend.lower())
+            found = [a for a in found if str(a.info.get("backend_type", "")).lower().startswith(want)]
+        if opts.adapter_match:
+            found = [a for a in found if opts.adapter_match.lower() in _adapter_text(a.info).lower()]
+        else:
+            rank = _POWER_RANK[opts.power_preference]
+            order = {t: i for i, t in enumerate(rank)}
+            found.sort(key=lambda a: order.get(a.info.get("adapter_type"), len(rank)))
+        if not found:
+            listing = "; ".join(_describe(a.info) for a in adapters) or "none"
+            raise DriverError(
+                "infra",
+                f"no WebGPU adapter matches adapter_match={opts.adapter_match!r} backend={opts.backend!r}. "
+                f"Adapters found: {listing}. {_FIX}",
+            )
+        return found[0]
+
+    def _request_device(self) -> Any:
+        adapter = self._adapter
+        features = [f for f in _OPTIONAL_FEATURES if f in adapter.features]
+        limits = {k: adapter.limits[k] for k in _RAISED_LIMITS if k in adapter.limits}
+        try:
+            device = adapter.request_device_sync(required_features=features, required_limits=limits, label="jitfarm")
+        except Exception as e:
+            raise DriverError("infra", f"could not get a device from {_describe(adapter.info)}: {e}") from e
+        self._lost = False
+        self._timestamp_period_ns = None
+        if "timestamp-query" in device.features:
+            try:
+                from wgpu.backends.wgpu_native import lib
+
+                self._timestamp_period_ns = float(lib.wgpuQueueGetTimestampPeriod(device.queue._internal))
+            except Exception:  # not exposed by this wgpu build: WebGPU timestamps are ns
+                self._timestamp_period_ns = 1.0
+        return device
+
+    def _renew_device(self) -> None:
+        try:
+            self._device.destroy()
+        except Exception:
+            pass
+        try:
+            self._device = self._request_device()
+        except DriverError as e:
+            raise DriverError("device", f"device lost and no new one could be had: {e.message}") from e
+
+    def close(self) -> None:
+        device, self._device, self._adapter = self._device, None, None
+        if device is not None:
+            try:
+                device.destroy()
+            except Exception:
+                pass
+
+    # ----- probe and versions
+
+    def probe(self) -> dict[str, Any]:
+        self._require_open()
+        info = self._adapter.info
+        names = _adapter_text(info).lower()
+        ts = self._timestamp_period_ns
+        return {
+            "webgpu": True,
+            "error": None,
+            "adapter": {
+                "vendor": info.get("vendor", ""),
+                "architecture": info.get("architecture", ""),
+                "device": info.get("device", ""),
+                "description": info.get("description", ""),
+                "isFallbackAdapter": info.get("adapter_type") == "CPU" or any(n in names for n in _CPU_NAMES),
+                "featureLevel": "core",
+                "backend": str(info.get("backend_type", "")).lower(),
+                "adapterType": info.get("adapter_type", ""),
+                "vendorId": info.get("vendor_id"),
+                "deviceId": info.get("device_id"),
+            },
+            "limits": {camel_limit(k): int(v) for k, v in sorted(self._device.limits.items())},
+            "features": sorted(str(f) for f in self._adapter.features),
+            "deviceFeatures": sorted(str(f) for f in self._device.features),
+            "userAgent": f"wgpu-native/{self.versions()['wgpu_native']} (wgpu-py {self._wgpu.__version__})",
+            "crossOriginIsolated": None,
+            "hardwareConcurrency": os.cpu_count(),
+            "timerResolutionMs": {"timestamp": None if ts is None else ts * 1e-6, "wall": self._wall_res_ms},
+        }
+
+    def versions(self) -> dict[str, str]:
+        try:
+            import wgpu
+            from wgpu.backends import wgpu_native
+        except Exception:
+            return {}
+        return {"wgpu": wgpu.__version__, "wgpu_native": str(getattr(wgpu_native, "__version__", "unknown"))}
+
+    def _require_open(self) -> None:
+        if self._device is None:
+            raise DriverError("harness", "NativeDriver used before open() (or after close())")
+
+    # ----- batches
+
+    def run_batch(self, batch: Batch) -> list[CandidateResult]:
+        self._require_open()
+        results: list[CandidateResult] = []
+        gpu, setup_error = self._setup_or_error(batch)
+        try:
+            for cand in batch.candidates:
+                if self._lost:
+                    if gpu is not None:
+                        gpu.destroy()
+                    self._renew_device()
+                    gpu, setup_error = self._setup_or_error(batch)
+                if gpu is None:
+                    cls, msg = setup_error
+                    results.append(CandidateResult(id=cand.id, ok=False, error_class=cls, error=msg))
+                    continue
+                results.append(self._run_candidate(cand, gpu, batch))
+        finally:
+            if gpu is not None:
+                gpu.destroy()
+        return results
+
+    def _setup_or_error(self, batch: Batch) -> tuple[_BatchGpu | None, tuple[str, str]]:
+        for attempt in (0, 1):
+            try:
+                return self._setup(batch), ("", "")
+            except Exception as e:
+                # A malformed batch (bad init, dtype, positions) is the sender's fault: 'harness'.
+                cls = "harness" if isinstance(e, ValueError) else self._classify(e, "setup")
+                if cls == "device-lost" and attempt == 0:
+                    self._renew_device()
+                    continue
+                return None, (cls, f"batch setup failed: {type(e).__name__}: {e}"[:4000])
+        raise AssertionError("unreachable")
+
+    def _setup(self, batch: Batch) -> _BatchGpu:
+        wgpu, dev = self._wgpu, self._device
+        BU = wgpu.BufferUsage
+        outputs = [b for b in batch.buffers if b.output]
+        out_spec = outputs[0] if outputs else None
+        if out_spec is not None and batch.check_positions:
+            bad = [p for p in batch.check_positions if not 0 <= p < out_spec.size]
+            if bad:
+                raise ValueError(f"check positions {bad[:5]} outside output {out_spec.name!r} of size {out_spec.size}")
+        buffers, entries, layout_entries, output = [], [], [], None
+        for spec in batch.buffers:
+            buf = dev.create_buffer(label=spec.name, size=4 * spec.size, usage=BU.STORAGE | BU.COPY_DST | BU.COPY_SRC)
+            buffers.append(buf)
+            if spec.init == "prng":
+                dev.queue.write_buffer(buf, 0, self._host_data(spec))
+            elif spec.init != "zero":
+                raise ValueError(f"buffer {spec.name!r}: init must be 'prng' or 'zero', got {spec.init!r}")
+            kind = wgpu.BufferBindingType.read_only_storage if spec.access == "read" else wgpu.BufferBindingType.storage
+            visible = wgpu.ShaderStage.COMPUTE
+            layout_entries.append({"binding": spec.binding, "visibility": visible, "buffer": {"type": kind}})
+            entries.append({"binding": spec.binding, "resource": {"buffer": buf, "offset": 0, "size": buf.size}})
+            if spec is out_spec:
+                output = buf
+        bgl = dev.create_bind_group_layout(entries=layout_entries)
+        out_bytes = 4 * out_spec.size if out_spec is not None else 0
+        has_ts = "timestamp-query" in dev.features
+        gpu = _BatchGpu(
+            layout=dev.create_pipeline_layout(bind_group_layouts=[bgl]),
+            bind_group=dev.create_bind_group(layout=bgl, entries=entries),
+            output=output,
+            output_bytes=out_bytes,
+            staging=dev.create_buffer(size=out_bytes, usage=BU.MAP_READ | BU.COPY_DST) if out_bytes else None,
+            sync_src=dev.create_buffer(size=4, usage=BU.COPY_SRC),
+            sync_dst=dev.create_buffer(size=4, usage=BU.MAP_READ | BU.COPY_DST),
+            query_set=dev.create_query_set(type=wgpu.QueryType.timestamp, count=2) if has_ts else None,
+            ts_resolve=dev.create_buffer(size=16, usage=BU.QUERY_RESOLVE | BU.COPY_SRC) if has_ts else None,
+            ts_staging=dev.create_buffer(size=16, usage=BU.MAP_READ | BU.COPY_DST) if has_ts else None,
+            buffers=buffers,
+        )
+        self._sync(gpu)  # uploads done before the first candidate is timed
+        return gpu
+
+    @staticmethod
+    def _host_data(spec: BufferSpec) -> np.ndarray:
+        if spec.dtype != "f32":
+            raise ValueError(f"buffer {spec.name!r}: dtype {spec.dtype!r} not supported (f32 only)")
+        return prng_f32(spec.seed, spec.stream, spec.size)
+
+    # ----- one candidate
+
+    def _run_candidate(self, cand: Candidate, gpu: _BatchGpu, batch: Batch) -> CandidateResult:
+        m: MeasureSpec = batch.measure
+        res = CandidateResult(id=cand.id, ok=False)
+        k = cand.kernel
+        start = time.perf_counter()
+        stage = "compile"
+
+        def check_time(after: str) -> None:
+            elapsed = (time.perf_counter() - start) * 1e3
+            if elapsed > m.timeout_ms:
+                raise _Timeout(
+                    f"candidate ran {elapsed:.0f} ms > timeout {m.timeout_ms:.0f} ms (judged after {after}; "
+                    "native dispatches cannot be interrupted)"
+                )
+
+        try:
+            t0 = time.perf_counter()
+            module = self._device.create_shader_module(label=cand.id, code=k.code)
+            pipeline = self._device.create_compute_pipeline(
+                label=cand.id, layout=gpu.layout, compute={"module": module, "entry_point": k.entry}
+            )
+            res.compile_ms = (time.perf_counter() - t0) * 1e3
+            stage = "run"
+            check_time("compile")
+            if gpu.output is not None:
+                enc = self._device.create_command_encoder()
+                enc.clear_buffer(gpu.output, 0, gpu.output_bytes)
+                self._device.queue.submit([enc.finish()])
+            res.first_run_ms = self._wall_sample(pipeline, gpu, k.workgroups, 1)
+            check_time("first run")
+            for _ in range(m.warmup):
+                self._submit(pipeline, gpu, k.workgroups, 1)
+            self._sync(gpu)
+            check_time("warmup")
+            t = self._wall_sample(pipeline, gpu, k.workgroups, 1)
+            use_ts = m.timer == "auto" and gpu.query_set is not None
+            res.timer_kind = "timestamp" if use_ts else "wall"
+            res.timer_resolution_ms = (self._timestamp_period_ns or 1.0) * 1e-6 if use_ts else self._wall_res_ms
+
+            def sample(reps: int) -> float:
+                if use_ts:
+                    return self._timestamp_sample(pipeline, gpu, k.workgroups, reps)
+                return self._wall_sample(pipeline, gpu, k.workgroups, reps)
+
+            res.reps = calibrate_reps(t, m.min_sample_ms, m.max_reps, res.timer_resolution_ms or 0.0,
+                                      sample, refine=use_ts or t < m.min_sample_ms)
+            check_time("calibration")
+            for _ in range(m.samples):
+                res.samples_ms.append(sample(res.reps))
+                check_time(f"sample {len(res.samples_ms)}")
+            res.values = self._read_values(gpu, batch.check_positions)
+            res.ok = True
+        except _Timeout as e:
+            res.error_class, res.error = "timeout", str(e)
+        except Exception as e:
+            res.error_class = self._classify(e, stage)
+            res.error = f"{type(e).__name__}: {e}"[:4000]
+            if res.error_class != "device-lost":
+                self._unmap_all(gpu)
+        return res
+
+    @staticmethod
+    def _unmap_all(gpu: _BatchGpu) -> None:
+        """Leave no staging buffer mapped after a failed step, so the next candidate can map it."""
+        for b in (gpu.staging, gpu.ts_staging, gpu.sync_dst):
+            try:
+                if b is not None and b.map_state == "mapped":
+                    b.unmap()
+            except Exception:
+                pass
+
+    def _classify(self, e: Exception, stage: str) -> str:
+        if _LOST.search(str(e)) or (stage != "compile" and not self._device_alive()):
+            self._lost = True
+            return "device-lost"
+        if stage == "compile":
+            return "compile"
+        if isinstance(e, self._wgpu.GPUValidationError):
+            return "validation"
+        return "runtime"
+
+    def _device_alive(self) -> bool:
+        try:
+            self._device.create_buffer(size=4, usage=self._wgpu.BufferUsage.COPY_DST).destroy()
+            return True
+        except Exception as e:
+            return not _LOST.search(str(e))
+
+    # ----- GPU steps
+
+    def _encode(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int, timestamps: bool) -> Any:
+        enc = self._device.create_command_encoder()
+        writes = None
+        if timestamps:
+            writes = {"query_set": gpu.query_set, "beginning_of_pass_write_index": 0, "end_of_pass_write_index": 1}
+        cp = enc.begin_compute_pass(timestamp_writes=writes)
+        cp.set_pipeline(pipeline)
+        cp.set_bind_group(0, gpu.bind_group)
+        for _ in range(reps):
+            cp.dispatch_workgroups(*workgroups)
+        cp.end()
+        return enc
+
+    def _submit(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int) -> None:
+        self._device.queue.submit([self._encode(pipeline, gpu, workgroups, reps, False).finish()])
+
+    def _sync(self, gpu: _BatchGpu) -> None:
+        """Wait for all submitted work by mapping a 4-byte buffer copied after it (wgpu 0.32's
+        on_submitted_work_done_sync is broken)."""
+        enc = self._device.create_command_encoder()
+        enc.copy_buffer_to_buffer(gpu.sync_src, 0, gpu.sync_dst, 0, 4)
+        self._device.queue.submit([enc.finish()])
+        gpu.sync_dst.map_sync(self._wgpu.MapMode.READ)
+        gpu.sync_dst.unmap()
+
+    def _wall_sample(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int) -> float:
+        """Milliseconds per dispatch: encode + submit + copy of the whole output + map/read."""
+        t0 = time.perf_counter()
+        enc = self._encode(pipeline, gpu, workgroups, reps, False)
+        if gpu.staging is not None:
+            enc.copy_buffer_to_buffer(gpu.output, 0, gpu.staging, 0, gpu.output_bytes)
+        self._device.queue.submit([enc.finish()])
+        if gpu.staging is not None:
+            gpu.staging.map_sync(self._wgpu.MapMode.READ)
+            gpu.staging.read_mapped(copy=True)
+            gpu.staging.unmap()
+        else:
+            self._sync(gpu)
+        return (time.perf_counter() - t0) * 1e3 / reps
+
+    def _timestamp_sample(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int) -> float:
+        """Milliseconds per dispatch from the pass's begin/end timestamps."""
+        enc = self._encode(pipeline, gpu, workgroups, reps, True)
+        enc.resolve_query_set(gpu.query_set, 0, 2, gpu.ts_resolve, 0)
+        enc.copy_buffer_to_buffer(gpu.ts_resolve, 0, gpu.ts_staging, 0, 16)
+        self._device.queue.submit([enc.finish()])
+        gpu.ts_staging.map_sync(self._wgpu.MapMode.READ)
+        begin, end = (int(x) for x in np.frombuffer(gpu.ts_staging.read_mapped(copy=True), dtype=np.uint64)[:2])
+        gpu.ts_staging.unmap()
+        return (end - begin) * (self._timestamp_period_ns or 1.0) * 1e-6 / reps
+
+    def _read_values(self, gpu: _BatchGpu, positions: tuple[int, ...]) -> list[float] | None:
+        if gpu.staging is None:
+            return None
+        enc = self._device.create_command_encoder()
+        enc.copy_buffer_to_buffer(gpu.output, 0, gpu.staging, 0, gpu.output_bytes)
+        self._device.queue.submit([enc.finish()])
+        gpu.staging.map_sync(self._wgpu.MapMode.READ)
+        out = np.frombuffer(gpu.staging.read_mapped(copy=True), dtype=np.float32)
+        gpu.staging.unmap()
+        return [float(v) for v in out[np.asarray(positions, dtype=np.int64)]]
