@@ -1,0 +1,106 @@
+"""`jitfarm` command line: run | report | devices list."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from farm.config.errors import UserError
+
+
+def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from farm.config.experiments import load_experiment
+
+    # Validate everything before importing Ray or starting anything.
+    exp = load_experiment(Path(args.experiment), Path(args.devices_dir) if args.devices_dir else None)
+
+    from farm.analysis.summary import summarize
+    from farm.report.console import print_results
+    from farm.scheduler.run import RunOptions, run_experiment
+    from farm.store.parquet import ParquetStore
+
+    outcome = run_experiment(exp, RunOptions(results_dir=Path(args.results_dir), address=args.address), console=err)
+    summaries = summarize(ParquetStore(outcome.run_dir))
+    print_results(summaries, list(exp.baselines), out)
+    failed = [s for s in summaries if s.status != "ok"]
+    out.print(f"run {outcome.run_id}: {len(summaries) - len(failed)} of {len(summaries)} jobs ok in "
+              f"{outcome.wall_s:.1f} s · results in {outcome.run_dir}")
+    return 1 if failed else 0
+
+
+def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from farm.analysis.summary import summarize
+    from farm.report.console import print_results
+    from farm.store.parquet import ParquetStore
+
+    run_dir = Path(args.results_dir) / args.run_id
+    if not (run_dir / "manifest.json").exists():
+        raise UserError(f"no run {args.run_id!r} under {args.results_dir}/. Fix: pass a run id that "
+                        f"`ls {args.results_dir}` shows")
+    store = ParquetStore(run_dir)
+    print_results(summarize(store), list(store.read_manifest()["experiment"].get("baselines", [])), out)
+    return 0
+
+
+def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rich.table import Table
+
+    from farm.config.devices import list_devices
+
+    directory = Path(args.devices_dir or "device_configs")
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such folder. Fix: run from the project root or pass --devices-dir")
+    table = Table(title=f"devices in {directory}")
+    for col in ("id", "driver", "name", "tags", "status"):
+        table.add_column(col)
+    for path, spec in list_devices(directory):
+        if isinstance(spec, UserError):
+            table.add_row(path.stem, "-", "-", "-", f"[red]invalid[/]: {spec}")
+        else:
+            tags = ", ".join(f"{k}={v}" for k, v in spec.tags.items())
+            table.add_row(spec.id, spec.driver, spec.name, tags, "ok")
+    out.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jitfarm", description="JIT-tune in-browser DL kernels across a device farm")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an experiment YAML")
+    run.add_argument("experiment", help="path to experiments/<name>.yaml")
+    run.add_argument("--results-dir", default="results", help="where results/<run_id>/ goes (default: results)")
+    run.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: ../device_configs of the experiment)")
+    run.add_argument("--address", default=None, help="Ray cluster address ('auto' or ray://host:port); default: local embedded Ray")
+    run.set_defaults(func=_cmd_run)
+    rep = sub.add_parser("report", help="print the result table of a finished run")
+    rep.add_argument("run_id")
+    rep.add_argument("--results-dir", default="results")
+    rep.set_defaults(func=_cmd_report)
+    dev = sub.add_parser("devices", help="device configs")
+    dsub = dev.add_subparsers(dest="devices_command", required=True)
+    dl = dsub.add_parser("list", help="list device configs and whether they are valid")
+    dl.add_argument("--devices-dir", default=None)
+    dl.set_defaults(func=_cmd_devices_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # A pipe or a log file gets a table wide enough not to fold every column.
+    out = Console() if sys.stdout.isatty() else Console(width=200)
+    err = Console(stderr=True)
+    try:
+        return int(args.func(args, out, err))
+    except UserError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: records written so far are kept under results/")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

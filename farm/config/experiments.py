@@ -1,0 +1,169 @@
+"""Experiment configs: which devices, which ops, how to tune and measure, which baselines."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jit_core.ops import MatMul, OpSpec
+from jit_core.protocol import MeasureSpec
+
+from .devices import DeviceSpec, find_device
+from .errors import ConfigError
+from .reader import Reader, load_yaml
+
+STRATEGIES = ("exhaustive",)
+TEMPLATES = ("matmul-wgsl",)
+BASELINES = ("tfjs-webgpu",)
+
+
+@dataclass(frozen=True)
+class TunerSpec:
+    template: str = "matmul-wgsl"
+    strategy: str = "exhaustive"
+    budget_s: float = 30.0
+    max_evals: int | None = None
+    batch_size: int = 8
+    check_count: int = 64
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    """The final comparison: winner and each baseline, interleaved A B A B for ``rounds`` rounds of
+    ``samples`` wall-clock samples each, same page, same inputs."""
+
+    rounds: int = 3
+    samples: int = 5
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One unit of work on one device: tune ``op`` and compare it with the baselines."""
+
+    job_id: str
+    device_id: str
+    op: OpSpec
+    label: str
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A validated experiment; ``jobs()`` expands the plan (device x op)."""
+
+    name: str
+    file: str
+    description: str
+    devices: tuple[DeviceSpec, ...]
+    ops: tuple[tuple[str, OpSpec], ...]
+    seed: int
+    tuner: TunerSpec
+    measure: MeasureSpec
+    compare: CompareSpec
+    baselines: tuple[str, ...] = field(default_factory=tuple)
+
+    def jobs(self) -> list[JobSpec]:
+        out = []
+        for dev in self.devices:
+            for label, op in self.ops:
+                out.append(JobSpec(f"{dev.id}/{op.key()}", dev.id, op, label))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "description": self.description,
+            "devices": [d.id for d in self.devices],
+            "ops": [{"label": label, **op.to_dict()} for label, op in self.ops],
+            "seed": self.seed,
+            "tuner": asdict(self.tuner),
+            "measure": asdict(self.measure),
+            "compare": asdict(self.compare),
+            "baselines": list(self.baselines),
+        }
+
+
+def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
+    raw = r.get("ops", list)[index]
+    key = f"ops[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(file, key, f"expected a mapping like {{kind: matmul, M: 64, N: 64, K: 64}}, got {raw!r}",
+                          "write each op as a mapping")
+    o = Reader(raw, file, f"{key}.")
+    kind = o.get("kind", str, "matmul", choices=("matmul",))
+    dims = {d: o.positive(d, int) for d in ("M", "N", "K")}
+    batch = o.positive("batch", int, 1)
+    dtype = o.get("dtype", str, "f32", choices=("f32",))
+    label = o.get("label", str, "")
+    o.finish()
+    op = MatMul(**dims, batch=batch, dtype=dtype)
+    assert kind == "matmul"
+    return label or op.shape_str(), op
+
+
+def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSpec:
+    """Load and validate an experiment and every device it names. Raises ConfigError (naming file,
+    key and fix) before anything runs. ``devices_dir`` defaults to the experiment's
+    ``device_configs`` key, else ``device_configs/`` beside the experiment's folder."""
+    file = str(path)
+    r = Reader(load_yaml(path), file)
+    name = r.get("name", str)
+    description = r.get("description", str, "")
+    dev_dir_value = r.get("device_configs", str, None)
+    if devices_dir is None:
+        devices_dir = (path.parent / dev_dir_value) if dev_dir_value else path.parent.parent / "device_configs"
+    if not devices_dir.is_dir():
+        raise ConfigError(file, "device_configs", f"device folder {devices_dir} does not exist",
+                          "set 'device_configs:' to the folder of device YAMLs, relative to this file")
+    dev_ids = r.str_list("devices")
+    if not dev_ids:
+        raise r.error("devices", "no devices named", "list at least one device id")
+    if len(set(dev_ids)) != len(dev_ids):
+        raise r.error("devices", "a device is listed twice", "list each device id once")
+    devices = tuple(find_device(devices_dir, d, where=file, key=f"devices[{i}]") for i, d in enumerate(dev_ids))
+    ops_raw = r.get("ops", list)
+    if not ops_raw:
+        raise r.error("ops", "no ops listed", "list at least one op, e.g. {kind: matmul, M: 64, N: 64, K: 64}")
+    ops = tuple(_op(r, i, file) for i in range(len(ops_raw)))
+    seen: dict[str, int] = {}
+    for i, (_, op) in enumerate(ops):
+        if op.key() in seen:
+            raise ConfigError(file, f"ops[{i}]", f"same shape as ops[{seen[op.key()]}]", "remove the duplicate")
+        seen[op.key()] = i
+
+    t = r.sub("tuner")
+    tuner = TunerSpec(
+        template=t.get("template", str, "matmul-wgsl", choices=TEMPLATES),
+        strategy=t.get("strategy", str, "exhaustive", choices=STRATEGIES),
+        budget_s=t.positive("budget_s", float, 30.0),
+        max_evals=t.positive("max_evals", int, None),
+        batch_size=t.positive("batch_size", int, 8),
+        check_count=t.get("check_count", int, 64),
+    )
+    t.finish()
+    m = r.sub("measure")
+    try:
+        measure = MeasureSpec(
+            warmup=m.get("warmup", int, 1),
+            samples=m.positive("samples", int, 5),
+            min_sample_ms=m.positive("min_sample_ms", float, 10.0),
+            max_reps=m.positive("max_reps", int, 256),
+            timer=m.get("timer", str, "auto", choices=("auto", "wall")),
+            timeout_ms=m.positive("timeout_ms", float, 30000.0),
+        )
+    except ValueError as exc:
+        raise ConfigError(file, "measure", str(exc), "fix the measure section") from None
+    m.finish()
+    c = r.sub("compare")
+    compare = CompareSpec(rounds=c.positive("rounds", int, 3), samples=c.positive("samples", int, 5))
+    c.finish()
+    baselines = r.str_list("baselines", [])
+    for i, b in enumerate(baselines):
+        if b not in BASELINES:
+            raise r.error(f"baselines[{i}]", f"unknown baseline {b!r}", f"use one of {list(BASELINES)}")
+    seed = r.get("seed", int, 1)
+    r.finish()
+    return ExperimentSpec(name=name, file=file, description=description, devices=devices, ops=ops,
+                          seed=seed, tuner=tuner, measure=measure, compare=compare,
+                          baselines=tuple(baselines))

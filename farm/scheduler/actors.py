@@ -1,0 +1,96 @@
+"""Ray actors: one DeviceWorker per device, one Aggregator per run."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from farm.config.devices import DeviceSpec
+from farm.config.experiments import ExperimentSpec, JobSpec
+from farm.drivers import DriverError, make_driver
+from farm.store.parquet import ParquetStore
+
+from .job import DeviceContext, JobRunner
+
+
+class Aggregator:
+    """Receives records from every DeviceWorker and appends them to the run's Parquet store as
+    they arrive (one part per call). Also holds each device's live progress for the console.
+    Runs on the driver's node so results land where the user ran ``jitfarm run``."""
+
+    def __init__(self, run_dir: str):
+        self.store = ParquetStore(Path(run_dir))
+        self.progress: dict[str, dict[str, Any]] = {}
+        self.rows = 0
+
+    def append(self, table: str, rows: list[dict[str, Any]]) -> int:
+        self.store.append(table, rows)
+        self.rows += len(rows)
+        return self.rows
+
+    def report(self, device_id: str, info: dict[str, Any]) -> None:
+        self.progress.setdefault(device_id, {}).update(info)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self.progress.items()}
+
+
+class DeviceWorker:
+    """Owns one device for the whole run: opens its driver, probes it, runs its jobs one at a
+    time (one measurement at a time per device), closes it.
+
+    Contract: ``open()`` returns the device context as a dict or raises DriverError; ``run_job()``
+    returns the job's summary row; every record reaches the aggregator before ``run_job`` returns.
+    """
+
+    def __init__(self, device: DeviceSpec, experiment: ExperimentSpec, run_id: str, aggregator: Any):
+        self.device, self.exp, self.run_id, self.aggregator = device, experiment, run_id, aggregator
+        self.driver = None
+        self.runner: JobRunner | None = None
+
+    def open(self) -> dict[str, Any]:
+        self.aggregator.report.remote(self.device.id, {"phase": "opening"})
+        self.driver = make_driver(self.device)
+        self.driver.open()
+        probe = self.driver.probe()
+        if not probe.get("webgpu", True) or probe.get("error"):
+            raise DriverError("device", f"no WebGPU on {self.device.id}: {probe.get('error')}")
+        ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides)
+        self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)
+        self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
+        return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
+                "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions()}
+
+    def _emit(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self.aggregator.append.remote(table, rows)
+
+    def _progress(self, info: dict[str, Any]) -> None:
+        self.aggregator.report.remote(self.device.id, info)
+
+    def run_job(self, job: JobSpec) -> dict[str, Any]:
+        assert self.runner is not None, "open() first"
+        try:
+            summary = self.runner.run(job)
+        except DriverError as exc:
+            summary = self._failed(job, exc.error_class, exc.message)
+        except Exception as exc:  # a bug or an unexpected device failure: a record, not a dead run
+            summary = self._failed(job, "harness", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        # A synchronous call: Ray runs one caller's actor tasks in order, so once this returns
+        # every earlier append of this worker is on disk.
+        ray.get(self.aggregator.append.remote("jobs", []))
+        return summary
+
+    def _failed(self, job: JobSpec, error_class: str, message: str) -> dict[str, Any]:
+        assert self.runner is not None
+        row = {**self.runner._common(job), "attempt": 1, "status": "failed", "error_class": error_class,
+               "error": message, "template": self.exp.tuner.template, "strategy": self.exp.tuner.strategy}
+        ray.get(self.aggregator.append.remote("jobs", [row]))
+        return row
+
+    def close(self) -> None:
+        if self.driver is not None:
+            self.driver.close()
+            self.driver = None

@@ -1,0 +1,92 @@
+"""A run's result folder: a manifest and append-only Parquet part files per table."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .schema import FORMAT_VERSION, SCHEMAS, to_table
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class ParquetStore:
+    """Writes and reads ``results/<run_id>/``.
+
+    Contract: ``append(table, rows)`` writes one new part file ``<table>/part-NNNNNN.parquet``
+    atomically (temporary name, fsync, rename), so a crash leaves whole parts only and every row
+    appended before it is on disk. ``read(table)`` returns all parts as one DataFrame (empty with
+    the table's columns when there are none). Thread-safe within one process.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self._lock = threading.Lock()
+        self._next: dict[str, int] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    def _next_index(self, table: str) -> int:
+        if table not in self._next:
+            folder = self.run_dir / table
+            existing = [int(p.stem.split("-")[1]) for p in folder.glob("part-*.parquet")] if folder.exists() else []
+            self._next[table] = max(existing, default=-1) + 1
+        idx = self._next[table]
+        self._next[table] = idx + 1
+        return idx
+
+    def append(self, table: str, rows: list[dict[str, Any]]) -> Path | None:
+        if table not in SCHEMAS:
+            raise KeyError(f"unknown table {table!r}; known: {sorted(SCHEMAS)}")
+        if not rows:
+            return None
+        arrow = to_table(table, rows)
+        with self._lock:
+            folder = self.run_dir / table
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"part-{self._next_index(table):06d}.parquet"
+            tmp = path.with_name(f".{path.name}.tmp")
+            pq.write_table(arrow, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        return path
+
+    def read(self, table: str) -> pd.DataFrame:
+        folder = self.run_dir / table
+        parts = sorted(folder.glob("part-*.parquet")) if folder.exists() else []
+        if not parts:
+            return SCHEMAS[table].empty_table().to_pandas()
+        return pd.concat([pq.read_table(p, schema=SCHEMAS[table]).to_pandas() for p in parts], ignore_index=True)
+
+    # -- manifest -----------------------------------------------------------------------------
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        body = {"format_version": FORMAT_VERSION, **manifest}
+        _atomic_write_bytes(self.run_dir / "manifest.json", json.dumps(body, indent=2, sort_keys=True, default=str).encode())
+
+    def read_manifest(self) -> dict[str, Any]:
+        return json.loads((self.run_dir / "manifest.json").read_text())
+
+    def update_manifest(self, **changes: Any) -> dict[str, Any]:
+        with self._lock:
+            manifest = self.read_manifest()
+            manifest.update(changes)
+            _atomic_write_bytes(self.run_dir / "manifest.json",
+                                json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+        return manifest

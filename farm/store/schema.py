@@ -1,0 +1,95 @@
+"""Record schemas of a run's Parquet tables. Bump FORMAT_VERSION on any incompatible change.
+
+Tables (one folder of part files each under ``results/<run_id>/``):
+- ``trials``: one row per tuning candidate evaluated on a device (failures included).
+- ``measurements``: the final comparison; one row per (job, implementation, round).
+- ``jobs``: one row per job attempt with its outcome and best config.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+FORMAT_VERSION = 1
+
+_common = [
+    ("run_id", pa.string()),
+    ("job_id", pa.string()),
+    ("device_id", pa.string()),
+    ("device_fingerprint", pa.string()),
+    ("adapter", pa.string()),
+    ("op_key", pa.string()),
+    ("op_label", pa.string()),
+    ("ts", pa.float64()),
+]
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "trials": pa.schema(_common + [
+        ("template", pa.string()),
+        ("template_version", pa.string()),
+        ("strategy", pa.string()),
+        ("trial_index", pa.int64()),
+        ("config", pa.string()),
+        ("ok", pa.bool_()),
+        ("check_ok", pa.bool_()),
+        ("error_class", pa.string()),
+        ("error", pa.string()),
+        ("compile_ms", pa.float64()),
+        ("first_run_ms", pa.float64()),
+        ("samples_ms", pa.list_(pa.float64())),
+        ("median_ms", pa.float64()),
+        ("reps", pa.int64()),
+        ("timer_kind", pa.string()),
+        ("timer_resolution_ms", pa.float64()),
+        ("max_abs_err", pa.float64()),
+        ("elapsed_s", pa.float64()),
+        ("best_so_far_ms", pa.float64()),
+    ]),
+    "measurements": pa.schema(_common + [
+        ("impl", pa.string()),            # "jit" or a baseline name such as "tfjs-webgpu"
+        ("library", pa.string()),
+        ("library_version", pa.string()),
+        ("backend_requested", pa.string()),
+        ("backend_used", pa.string()),
+        ("impl_adapter", pa.string()),    # adapter the implementation actually ran on
+        ("config", pa.string()),
+        ("round", pa.int64()),
+        ("ok", pa.bool_()),
+        ("check_ok", pa.bool_()),
+        ("error_class", pa.string()),
+        ("error", pa.string()),
+        ("samples_ms", pa.list_(pa.float64())),
+        ("median_ms", pa.float64()),
+        ("reps", pa.int64()),
+        ("timer_kind", pa.string()),
+        ("timer_resolution_ms", pa.float64()),
+    ]),
+    "jobs": pa.schema(_common + [
+        ("attempt", pa.int64()),
+        ("status", pa.string()),          # "ok" | "failed"
+        ("error_class", pa.string()),
+        ("error", pa.string()),
+        ("template", pa.string()),
+        ("strategy", pa.string()),
+        ("space_size", pa.int64()),
+        ("raw_space_size", pa.int64()),
+        ("trials", pa.int64()),
+        ("stopped", pa.string()),
+        ("best_config", pa.string()),
+        ("best_tune_ms", pa.float64()),
+        ("tune_s", pa.float64()),
+        ("device_busy_s", pa.float64()),
+    ]),
+}
+
+
+def to_table(table: str, rows: list[dict]) -> pa.Table:
+    """Rows as an Arrow table of ``table``'s schema; missing keys are nulls, unknown keys are an error."""
+    schema = SCHEMAS[table]
+    names = set(schema.names)
+    for row in rows:
+        extra = set(row) - names
+        if extra:
+            raise KeyError(f"{table}: unknown columns {sorted(extra)}")
+    cols = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.Table.from_pydict(cols, schema=schema)

@@ -1,0 +1,89 @@
+"""`jitfarm run` end to end: real Ray, real headless Chromium, real TF.js, results on disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from farm.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow]
+
+EXPERIMENT = """\
+name: e2e
+devices: [local-chromium-swiftshader]
+seed: 3
+ops:
+  - {kind: matmul, M: 33, N: 40, K: 24, label: ragged}
+  - {kind: matmul, M: 1, N: 64, K: 64, label: gemv}
+tuner: {budget_s: 15, max_evals: 10, batch_size: 5}
+measure: {warmup: 1, samples: 3, min_sample_ms: 2, max_reps: 16}
+compare: {rounds: 2, samples: 3}
+baselines: [tfjs-webgpu]
+"""
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    (tmp / "experiments").mkdir()
+    shutil.copytree(ROOT / "device_configs", tmp / "device_configs")
+    exp = tmp / "experiments" / "e2e.yaml"
+    exp.write_text(EXPERIMENT)
+    results = tmp / "results"
+    code = main(["run", str(exp), "--results-dir", str(results)])
+    runs = list(results.iterdir())
+    assert len(runs) == 1
+    return code, runs[0]
+
+
+def test_run_succeeds_and_writes_manifest(finished_run):
+    code, run_dir = finished_run
+    assert code == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished"
+    assert manifest["experiment"]["name"] == "e2e"
+    assert "ray" in manifest["versions"] and "npm:@tensorflow/tfjs" in manifest["versions"]
+    dev = manifest["devices"]["local-chromium-swiftshader"]
+    assert dev["probe"]["adapter"]["architecture"] == "swiftshader"
+    assert dev["versions"].get("browser")
+
+
+def test_every_trial_is_recorded_and_parquet_opens(finished_run):
+    _, run_dir = finished_run
+    trials = pd.read_parquet(run_dir / "trials")
+    assert set(trials["op_key"]) == {"matmul_f32_33x40x24", "matmul_f32_1x64x64"}
+    per_op = trials.groupby("op_key").size()
+    assert (per_op <= 10).all() and (per_op >= 1).all()
+    good = trials[trials["ok"] & trials["check_ok"]]
+    assert not good.empty and (good["median_ms"] > 0).all()
+
+
+def test_winner_and_tfjs_are_compared_interleaved_on_webgpu(finished_run):
+    _, run_dir = finished_run
+    jobs = pd.read_parquet(run_dir / "jobs")
+    assert set(jobs["status"]) == {"ok"}
+    meas = pd.read_parquet(run_dir / "measurements")
+    for op_key, rows in meas.groupby("op_key"):
+        assert sorted(rows["impl"].unique()) == ["jit", "tfjs-webgpu"]
+        assert (rows["ok"] & rows["check_ok"]).all(), rows[["impl", "error"]]
+        assert list(rows.sort_values("ts")["round"]) == [0, 0, 1, 1]
+        tf = rows[rows["impl"] == "tfjs-webgpu"]
+        assert set(tf["backend_used"]) == {"webgpu"} and set(tf["timer_kind"]) == {"wall"}
+        jit = rows[rows["impl"] == "jit"]
+        assert set(jit["timer_kind"]) == {"wall"}
+        best = jobs.loc[jobs["op_key"] == op_key, "best_config"].iloc[0]
+        assert set(jit["config"]) == {best}
+
+
+def test_report_reprints_the_table(finished_run, capsys):
+    _, run_dir = finished_run
+    assert main(["report", run_dir.name, "--results-dir", str(run_dir.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "speedup vs tfjs-webgpu" in out and "ragged" in out
