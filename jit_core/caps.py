@@ -1,0 +1,203 @@
+"""DeviceCaps: what a WebGPU adapter reports (limits, features) plus known per-vendor facts.
+
+The adapter part comes from the Probe JSON of ``farm/harness/PROTOCOL.md``; the vendor part (register
+budget per thread, subgroup width, execution model) comes from a small table keyed by vendor and
+architecture, with safe defaults, and can be overridden from a device YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping
+
+EXECUTION_MODELS = ("simt", "simd")
+
+# WebGPU's guaranteed minimum limits, used when a probe leaves a limit out.
+_CORE_DEFAULTS = {
+    "maxComputeInvocationsPerWorkgroup": 256,
+    "maxComputeWorkgroupSizeX": 256,
+    "maxComputeWorkgroupSizeY": 256,
+    "maxComputeWorkgroupSizeZ": 64,
+    "maxComputeWorkgroupStorageSize": 16384,
+    "maxStorageBufferBindingSize": 134217728,
+    "maxComputeWorkgroupsPerDimension": 65535,
+}
+_COMPAT_DEFAULTS = {
+    **_CORE_DEFAULTS,
+    "maxComputeInvocationsPerWorkgroup": 128,
+    "maxComputeWorkgroupSizeX": 128,
+    "maxComputeWorkgroupSizeY": 128,
+}
+
+
+@dataclass(frozen=True)
+class VendorFacts:
+    """Facts an adapter does not report: registers one thread may use before occupancy or spills
+    suffer, the width of a warp/subgroup/SIMD group, and whether threads run as SIMT lanes or the
+    compiler vectorizes them ('simd': CPU rasterizers, Intel)."""
+
+    regs_per_thread: int = 255
+    subgroup_width: int = 32
+    execution_model: str = "simt"
+
+
+# Keyed by (vendor, architecture) in lower case; architecture "" is the vendor-wide entry.
+VENDOR_TABLE: dict[tuple[str, str], VendorFacts] = {
+    ("nvidia", ""): VendorFacts(255, 32, "simt"),
+    ("amd", ""): VendorFacts(255, 64, "simt"),
+    ("amd", "rdna-1"): VendorFacts(255, 32, "simt"),
+    ("amd", "rdna-2"): VendorFacts(255, 32, "simt"),
+    ("amd", "rdna-3"): VendorFacts(255, 32, "simt"),
+    ("apple", ""): VendorFacts(255, 32, "simt"),
+    ("intel", ""): VendorFacts(255, 16, "simd"),
+    ("arm", ""): VendorFacts(64, 16, "simt"),
+    ("qualcomm", ""): VendorFacts(128, 64, "simt"),
+    ("google", "swiftshader"): VendorFacts(255, 4, "simd"),
+    ("llvmpipe", ""): VendorFacts(255, 8, "simd"),
+    ("mesa", "llvmpipe"): VendorFacts(255, 8, "simd"),
+}
+
+_CPU_NAMES = ("swiftshader", "llvmpipe", "lavapipe", "microsoft basic render")
+_OVERRIDE_KEYS = ("regs_per_thread", "subgroup_width", "execution_model")
+
+
+def vendor_facts(vendor: str, architecture: str) -> VendorFacts:
+    """Table entry for (vendor, architecture), else the vendor-wide one, else the defaults."""
+    v, a = vendor.lower(), architecture.lower()
+    return VENDOR_TABLE.get((v, a)) or VENDOR_TABLE.get((v, "")) or VendorFacts()
+
+
+def _camel(name: str) -> str:
+    """'max-compute-workgroup-size-x' (wgpu-py) -> 'maxComputeWorkgroupSizeX' (JS)."""
+    if "-" not in name and "_" not in name:
+        return name
+    parts = re.split(r"[-_]", name)
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+@dataclass(frozen=True)
+class DeviceCaps:
+    """Limits and features of one WebGPU adapter, plus vendor facts from ``VENDOR_TABLE``.
+
+    Contract: immutable; ``fingerprint()`` is a short hex hash that stays the same for the same
+    adapter, driver description, feature level, limits and features (vendor facts and overrides
+    are not part of it: they steer the search space, not what the device is); ``to_dict()`` and
+    ``from_dict()`` round-trip through JSON.
+    """
+
+    vendor: str
+    architecture: str
+    device: str
+    description: str
+    is_fallback: bool
+    feature_level: str
+    max_invocations: int
+    max_workgroup_size: tuple[int, int, int]
+    max_workgroup_storage: int
+    max_storage_buffer_binding_size: int
+    max_workgroups_per_dimension: int
+    features: frozenset[str]
+    regs_per_thread: int = 255
+    subgroup_width: int = 32
+    execution_model: str = "simt"
+
+    def __post_init__(self) -> None:
+        if self.execution_model not in EXECUTION_MODELS:
+            raise ValueError(f"execution_model must be one of {EXECUTION_MODELS}, got {self.execution_model!r}")
+        for name in ("regs_per_thread", "subgroup_width", "max_invocations", "max_workgroup_storage"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @staticmethod
+    def from_probe(probe: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "DeviceCaps":
+        """Build caps from a Probe JSON (keys ``adapter``, ``limits``, ``features``); limit names may
+        be camelCase (browser) or kebab-case (wgpu-py). ``overrides`` (from a device YAML) replace
+        the vendor-table values; keys other than regs_per_thread, subgroup_width and
+        execution_model raise ValueError."""
+        if probe.get("webgpu") is False:
+            raise ValueError(f"probe reports no WebGPU: {probe.get('error') or 'no adapter'}")
+        adapter = probe.get("adapter") or {}
+        level = str(adapter.get("featureLevel") or "core")
+        limits = dict(_COMPAT_DEFAULTS if level == "compatibility" else _CORE_DEFAULTS)
+        limits.update({_camel(k): v for k, v in (probe.get("limits") or {}).items()})
+        vendor = str(adapter.get("vendor") or "")
+        arch = str(adapter.get("architecture") or "")
+        facts = vendor_facts(vendor, arch)
+        caps = DeviceCaps(
+            vendor=vendor,
+            architecture=arch,
+            device=str(adapter.get("device") or ""),
+            description=str(adapter.get("description") or ""),
+            is_fallback=bool(adapter.get("isFallbackAdapter", False)),
+            feature_level=level,
+            max_invocations=int(limits["maxComputeInvocationsPerWorkgroup"]),
+            max_workgroup_size=(
+                int(limits["maxComputeWorkgroupSizeX"]),
+                int(limits["maxComputeWorkgroupSizeY"]),
+                int(limits["maxComputeWorkgroupSizeZ"]),
+            ),
+            max_workgroup_storage=int(limits["maxComputeWorkgroupStorageSize"]),
+            max_storage_buffer_binding_size=int(limits["maxStorageBufferBindingSize"]),
+            max_workgroups_per_dimension=int(limits["maxComputeWorkgroupsPerDimension"]),
+            features=frozenset(str(f) for f in probe.get("features") or ()),
+            regs_per_thread=facts.regs_per_thread,
+            subgroup_width=facts.subgroup_width,
+            execution_model=facts.execution_model,
+        )
+        return caps.with_overrides(overrides) if overrides else caps
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "DeviceCaps":
+        """A copy with vendor facts replaced; unknown keys raise ValueError naming them."""
+        unknown = sorted(set(overrides) - set(_OVERRIDE_KEYS))
+        if unknown:
+            raise ValueError(f"unknown caps override key(s) {unknown}; allowed: {list(_OVERRIDE_KEYS)}")
+        return replace(self, **dict(overrides))
+
+    @property
+    def is_cpu(self) -> bool:
+        """True for software rasterizers (SwiftShader, llvmpipe/lavapipe, WARP): caches stand in for
+        workgroup memory there and barriers are expensive, which templates' priors take into account."""
+        if self.is_fallback:
+            return True
+        names = f"{self.vendor} {self.architecture} {self.device} {self.description}".lower()
+        return any(n in names for n in _CPU_NAMES)
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "vendor": self.vendor,
+            "architecture": self.architecture,
+            "device": self.device,
+            "description": self.description,
+            "feature_level": self.feature_level,
+            "limits": {
+                "max_invocations": self.max_invocations,
+                "max_workgroup_size": list(self.max_workgroup_size),
+                "max_workgroup_storage": self.max_workgroup_storage,
+                "max_storage_buffer_binding_size": self.max_storage_buffer_binding_size,
+                "max_workgroups_per_dimension": self.max_workgroups_per_dimension,
+            },
+            "features": sorted(self.features),
+        }
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the adapter as far as kernels are concerned."""
+        blob = json.dumps(self._identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["max_workgroup_size"] = list(self.max_workgroup_size)
+        d["features"] = sorted(self.features)
+        d["fingerprint"] = self.fingerprint()
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "DeviceCaps":
+        d = {k: v for k, v in d.items() if k != "fingerprint"}
+        d["max_workgroup_size"] = tuple(d["max_workgroup_size"])
+        d["features"] = frozenset(d.get("features") or ())
+        return DeviceCaps(**d)

@@ -1,0 +1,47 @@
+"""Kernel templates: one module per op x backend, looked up by name.
+
+A template turns (op, device caps) into a ``Space`` of configs and renders a config into a
+``KernelSource``. Register a new one by adding it to ``TEMPLATES``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from ..caps import DeviceCaps
+from ..ops import OpSpec
+from ..protocol import KernelSource
+from ..space import Config, Param, Space
+from .matmul_wgsl import MatmulWGSL
+
+
+class Template(Protocol):
+    """What the tuner needs from a template. Contract: ``space(op, caps)`` holds only configs that
+    ``render`` turns into a kernel that is correct for ``op`` and within ``caps``' limits;
+    ``render`` is pure and fast (well under a millisecond); ``version`` changes whenever the
+    generated code changes (it is part of every cache key)."""
+
+    name: str
+    version: str
+    backend: str
+    op_kind: str
+
+    def params(self) -> Sequence[Param]: ...
+
+    def space(self, op: OpSpec, caps: DeviceCaps) -> Space: ...
+
+    def render(self, op: OpSpec, config: Config) -> KernelSource: ...
+
+
+TEMPLATES: dict[str, type] = {MatmulWGSL.name: MatmulWGSL}
+
+
+def get_template(name: str) -> Template:
+    """A fresh instance of the template registered as ``name``; ValueError lists the known ones."""
+    try:
+        return TEMPLATES[name]()
+    except KeyError:
+        raise ValueError(f"unknown template {name!r}; known: {sorted(TEMPLATES)}") from None
+
+
+__all__ = ["MatmulWGSL", "TEMPLATES", "Template", "get_template"]

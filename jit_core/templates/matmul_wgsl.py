@@ -1,0 +1,345 @@
+"""Tiled f32 matmul in WGSL, one kernel per shape (shapes are baked in as constants).
+
+Layout: bindings 0 = A [batch, M, K], 1 = B [batch, K, N] (read), 2 = C [batch, M, N] (read_write),
+row-major f32 storage arrays; batch item in ``workgroup_id.z``; dispatch (ceil(N/BN), ceil(M/BM),
+batch); workgroup (BN/TN, BM/TM). Thread (tx, ty) owns rows ``ty + i*(BM/TM)`` and columns
+``tx + j*(BN/TN)`` of the block tile (strided: reads from the B tile are conflict-free and stores
+coalesce), accumulated in named scalars ``acc_i_j`` (dynamically indexed local arrays spill).
+SH=1 stages a BK slice of A (transposed, ``As[k][m]``) and of B (``Bs[k][n]``) in workgroup memory,
+loaded cooperatively by all threads; SH=0 reads A and B from global memory (BK is then unused and
+canonicalized to its first value). Dimensions that do not divide by their tile get clamped,
+zero-filled loads and guarded stores; a shape that divides evenly gets no bounds checks at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..caps import DeviceCaps
+from ..ops import MatMul
+from ..protocol import KernelSource
+from ..space import Config, Param, Rule, Space
+
+NNJIT_MAX_THREADS = 256
+_UNROLL_LOADS = 8  # cooperative loads per thread up to which the load loop is unrolled in Python
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class MatmulWGSL:
+    """Template ``matmul-wgsl``: ``space(op, caps)`` is the lite space for that op on that device
+    and ``render(op, config)`` its WGSL kernel. Contract: every config of ``space()`` renders to a
+    kernel that is correct for the op's shape and within the device's limits; ``render`` raises
+    ValueError for a config outside ``params()``'s grid or with inconsistent tiles. ``version``
+    goes into cache keys: bump it on any change to the generated code."""
+
+    name = "matmul-wgsl"
+    version = "1"
+    backend = "webgpu"
+    op_kind = "matmul"
+
+    def params(self) -> tuple[Param, ...]:
+        return (
+            Param("BM", (16, 32, 64, 128)),
+            Param("BN", (16, 32, 64, 128)),
+            Param("BK", (8, 16, 32)),
+            Param("TM", (1, 2, 4, 8)),
+            Param("TN", (1, 2, 4, 8)),
+            Param("SH", (0, 1)),
+        )
+
+    def rules(self, op: MatMul, caps: DeviceCaps) -> tuple[Rule, ...]:
+        def threads(c: Config) -> tuple[int, int]:
+            return c["BN"] // c["TN"], c["BM"] // c["TM"]
+
+        max_x, max_y, _ = caps.max_workgroup_size
+        max_wg = caps.max_workgroups_per_dimension
+        operand_bytes = 4 * max(op.batch * op.M * op.K, op.batch * op.K * op.N, op.batch * op.M * op.N)
+        return (
+            Rule("tm-le-bm", "nnJIT", lambda c: c["TM"] <= c["BM"], "micro-tile rows fit in the block tile"),
+            Rule("tn-le-bn", "nnJIT", lambda c: c["TN"] <= c["BN"], "micro-tile columns fit in the block tile"),
+            Rule("square-micro-tile", "nnJIT", lambda c: c["TM"] == c["TN"], "micro-tile is square (TM == TN)"),
+            Rule(
+                "min-4-threads-per-axis",
+                "nnJIT",
+                lambda c: min(threads(c)) >= 4,
+                "at least 4 threads along each workgroup axis (BN/TN >= 4, BM/TM >= 4)",
+            ),
+            Rule(
+                "max-256-threads",
+                "nnJIT",
+                lambda c: threads(c)[0] * threads(c)[1] <= NNJIT_MAX_THREADS,
+                f"at most {NNJIT_MAX_THREADS} threads per workgroup",
+            ),
+            Rule(
+                "max-invocations",
+                "WebGPU",
+                lambda c: threads(c)[0] * threads(c)[1] <= caps.max_invocations,
+                f"threads per workgroup <= maxComputeInvocationsPerWorkgroup ({caps.max_invocations})",
+            ),
+            Rule(
+                "workgroup-size-dims",
+                "WebGPU",
+                lambda c: threads(c)[0] <= max_x and threads(c)[1] <= max_y,
+                f"workgroup x <= maxComputeWorkgroupSizeX ({max_x}), y <= maxComputeWorkgroupSizeY ({max_y})",
+            ),
+            Rule(
+                "workgroup-storage",
+                "WebGPU",
+                lambda c: c["SH"] == 0 or (c["BM"] + c["BN"]) * c["BK"] * 4 <= caps.max_workgroup_storage,
+                f"(BM*BK + BK*BN)*4 bytes <= maxComputeWorkgroupStorageSize ({caps.max_workgroup_storage}) when SH=1",
+            ),
+            Rule(
+                "registers-per-thread",
+                "nnJIT",
+                lambda c: c["TM"] + c["TN"] + c["TM"] * c["TN"] <= caps.regs_per_thread,
+                f"TM + TN + TM*TN registers <= regs_per_thread ({caps.regs_per_thread})",
+            ),
+            Rule(
+                "block-fits-problem",
+                "ours",
+                lambda c: c["BM"] <= max(16, _next_pow2(op.M)) and c["BN"] <= max(16, _next_pow2(op.N)),
+                "no block tile larger than the problem needs: BM <= max(16, next_pow2(M)), same for BN/N",
+            ),
+            Rule(
+                "dispatch-limit",
+                "WebGPU",
+                lambda c: max(_cdiv(op.N, c["BN"]), _cdiv(op.M, c["BM"]), op.batch) <= max_wg,
+                f"workgroups per dispatch dimension <= maxComputeWorkgroupsPerDimension ({max_wg})",
+            ),
+            Rule(
+                "operands-fit-binding",
+                "WebGPU",
+                lambda c: operand_bytes <= caps.max_storage_buffer_binding_size,
+                f"each operand fits maxStorageBufferBindingSize ({caps.max_storage_buffer_binding_size} bytes)",
+            ),
+        )
+
+    def canonicalize(self, config: Config) -> Config:
+        """SH=0 never reads BK: pin it to its first value so the space has no duplicates."""
+        if config["SH"] == 0 and config["BK"] != self.params()[2].values[0]:
+            return config.replace(BK=self.params()[2].values[0])
+        return config
+
+    def prior(self, op: MatMul, caps: DeviceCaps):
+        """Score (lower first). GPUs: shared memory on, 4x4 micro-tiles, 64-wide tiles, BK 16. CPU
+        adapters (SwiftShader, llvmpipe; measured here): barriers are expensive and caches stage the
+        operands, so SH=0 with 8x8 micro-tiles first. Both: little padding waste and enough
+        workgroups to keep the device busy."""
+        cpu = caps.is_cpu
+        want_sh, want_tm, target_wg = (0, 3.0, 16) if cpu else (1, 2.0, 64)
+
+        def score(c: Config) -> float:
+            bm, bn, bk, tm, sh = c["BM"], c["BN"], c["BK"], c["TM"], c["SH"]
+            s = 0.0 if sh == want_sh else 3.0
+            s += abs(math.log2(tm) - want_tm)
+            s += 0.5 * (abs(math.log2(bm) - 6) + abs(math.log2(bn) - 6))
+            if sh:
+                s += 0.5 * abs(math.log2(bk) - 4)
+            gm, gn = _cdiv(op.M, bm), _cdiv(op.N, bn)
+            s += 4.0 * (1.0 - (op.M * op.N) / (gm * bm * gn * bn))
+            nwg = gm * gn * op.batch
+            if nwg < target_wg:
+                s += 0.75 * math.log2(target_wg / nwg)
+            return s
+
+        return score
+
+    def space(self, op: MatMul, caps: DeviceCaps) -> Space:
+        if not isinstance(op, MatMul):
+            raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
+        return Space.build(
+            self.params(), self.rules(op, caps), canonicalize=self.canonicalize, prior=self.prior(op, caps)
+        )
+
+    def render(self, op: MatMul, config: Config) -> KernelSource:
+        return KernelSource(
+            code=render_wgsl(op, config, header=f"{self.name} v{self.version}"),
+            entry="main",
+            workgroups=(_cdiv(op.N, config["BN"]), _cdiv(op.M, config["BM"]), op.batch),
+            workgroup_size=(config["BN"] // config["TN"], config["BM"] // config["TM"], 1),
+        )
+
+
+def _check_config(config: Config) -> tuple[int, int, int, int, int, int]:
+    try:
+        bm, bn, bk, tm, tn, sh = (config[n] for n in ("BM", "BN", "BK", "TM", "TN", "SH"))
+    except KeyError as e:
+        raise ValueError(f"matmul config misses parameter {e}") from None
+    if min(bm, bn, bk, tm, tn) < 1 or sh not in (0, 1):
+        raise ValueError(f"bad matmul config {config.key()}")
+    if bm % tm or bn % tn:
+        raise ValueError(f"block tile must be a multiple of the micro-tile: {config.key()}")
+    return bm, bn, bk, tm, tn, sh
+
+
+def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl", unroll: int = 1) -> str:
+    """WGSL source of ``config`` for ``op``; see the module docstring for the kernel's shape."""
+    bm, bn, bk, tm, tn, sh = _check_config(config)
+    M, N, K = op.M, op.N, op.K
+    cs, rs = bn // tn, bm // tm  # threads along x (columns) and y (rows) = strides of owned cols/rows
+    nt = cs * rs
+    gm, gn = M % bm != 0, N % bn != 0
+    gk = sh == 1 and K % bk != 0
+    out: list[str] = [
+        f"// {header}: C = A @ B, batch={op.batch} M={M} N={N} K={K}; {config.key()}",
+        f"const M = {M}u;",
+        f"const N = {N}u;",
+        f"const K = {K}u;",
+        "@group(0) @binding(0) var<storage, read> A: array<f32>;",
+        "@group(0) @binding(1) var<storage, read> B: array<f32>;",
+        "@group(0) @binding(2) var<storage, read_write> C: array<f32>;",
+    ]
+    if sh:
+        out.append(f"var<workgroup> As: array<f32, {bk * bm}>;")
+        out.append(f"var<workgroup> Bs: array<f32, {bk * bn}>;")
+    out += [
+        "",
+        f"@compute @workgroup_size({cs}, {rs}, 1)",
+        "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {",
+        "  let tx = lid.x;",
+        "  let ty = lid.y;",
+        f"  let row0 = wg.y * {bm}u;",
+        f"  let col0 = wg.x * {bn}u;",
+    ]
+    if op.batch > 1:
+        out += [f"  let a_base = wg.z * {M * K}u;", f"  let b_base = wg.z * {K * N}u;", f"  let c_base = wg.z * {M * N}u;"]
+        a_base, b_base, c_base = "a_base + ", "b_base + ", "c_base + "
+    else:
+        a_base = b_base = c_base = ""
+    for i in range(tm):
+        for j in range(tn):
+            out.append(f"  var acc_{i}_{j}: f32 = 0.0;")
+
+    if sh:
+        out.append(f"  let tid = ty * {cs}u + tx;")
+        out.append(f"  for (var k0 = 0u; k0 < K; k0 = k0 + {bk}u) {{")
+        out += _tile_load("a", "As", bm * bk, nt, row_len=bk, guard_outer=gm, guard_k=gk, a_base=a_base, bm=bm)
+        out += _tile_load("b", "Bs", bk * bn, nt, row_len=bn, guard_outer=gn, guard_k=gk, a_base=b_base, bm=bm)
+        out.append("    workgroupBarrier();")
+        u = max(1, min(unroll, bk))
+
+        def tile_index(k: int | str, stride: int, lane: str, extra: int) -> str:
+            if isinstance(k, int):  # unrolled step: constant offset
+                off = k * stride + extra
+                return f"{lane} + {off}u" if off else lane
+            return f"{k} * {stride}u + {lane}" + (f" + {extra}u" if extra else "")
+
+        def step(k: int | str, ind: str) -> list[str]:
+            return (
+                [f"{ind}let a_{i} = As[{tile_index(k, bm, 'ty', i * rs)}];" for i in range(tm)]
+                + [f"{ind}let b_{j} = Bs[{tile_index(k, bn, 'tx', j * cs)}];" for j in range(tn)]
+                + [f"{ind}acc_{i}_{j} = acc_{i}_{j} + a_{i} * b_{j};" for i in range(tm) for j in range(tn)]
+            )
+
+        if u >= bk:  # fully unrolled, one scope per k step
+            for kk in range(bk):
+                out += ["    {"] + step(kk, "      ") + ["    }"]
+        elif u == 1:
+            out.append(f"    for (var k = 0u; k < {bk}u; k = k + 1u) {{")
+            out += step("k", "      ")
+            out.append("    }")
+        else:
+            out.append(f"    for (var k = 0u; k < {bk}u; k = k + {u}u) {{")
+            for kk in range(u):
+                out += ["      {"] + step(f"(k + {kk}u)" if kk else "k", "        ") + ["      }"]
+            out.append("    }")
+        out += ["    workgroupBarrier();", "  }"]
+    else:
+        for i in range(tm):
+            r = f"row0 + ty{f' + {i * rs}u' if i else ''}"
+            r = f"min({r}, {M - 1}u)" if gm else r
+            out.append(f"  let ar_{i} = {a_base}({r}) * K;")
+        for j in range(tn):
+            c = f"col0 + tx{f' + {j * cs}u' if j else ''}"
+            c = f"min({c}, {N - 1}u)" if gn else c
+            out.append(f"  let bc_{j} = {b_base}{c};")
+        out.append("  for (var k = 0u; k < K; k = k + 1u) {")
+        out += [f"    let a_{i} = A[ar_{i} + k];" for i in range(tm)]
+        out += [f"    let b_{j} = B[bc_{j} + k * N];" for j in range(tn)]
+        out += [f"    acc_{i}_{j} = acc_{i}_{j} + a_{i} * b_{j};" for i in range(tm) for j in range(tn)]
+        out.append("  }")
+
+    for j in range(tn):
+        out.append(f"  let c_{j} = col0 + tx{f' + {j * cs}u' if j else ''};")
+    for i in range(tm):
+        out.append(f"  let r_{i} = row0 + ty{f' + {i * rs}u' if i else ''};")
+        ind = "  "
+        if gm:
+            out.append(f"  if (r_{i} < M) {{")
+            ind = "    "
+        out.append(f"{ind}let cr_{i} = {c_base}r_{i} * N;")
+        for j in range(tn):
+            store = f"C[cr_{i} + c_{j}] = acc_{i}_{j};"
+            out.append(f"{ind}if (c_{j} < N) {{ {store} }}" if gn else f"{ind}{store}")
+        if gm:
+            out.append("  }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _tile_load(
+    which: str, dst: str, total: int, nt: int, *, row_len: int, guard_outer: bool, guard_k: bool, a_base: str, bm: int
+) -> list[str]:
+    """Cooperative load of one tile by all ``nt`` threads, consecutive threads reading consecutive
+    global addresses. A tile: BM rows x BK, stored transposed As[k * BM + m]. B tile: BK rows x BN,
+    stored Bs[k * BN + n]. Out-of-range elements read a clamped (valid) address and store 0."""
+    loads = _cdiv(total, nt)
+    partial = total % nt != 0
+    lines: list[str] = []
+
+    def body(idx: str, ind: str) -> list[str]:
+        if which == "a":  # idx -> (m, k) with k fastest: A[(row0 + m) * K + k0 + k]
+            outer, inner = f"{idx} / {row_len}u", f"{idx} % {row_len}u"
+            grow, gcol = f"row0 + {outer}", f"k0 + {inner}"
+            store = f"{dst}[({inner}) * {bm}u + {outer}]"
+            rlim, clim, stride = "M", "K", "K"
+            row_guard, col_guard = guard_outer, guard_k
+        else:  # idx -> (k, n) with n fastest: B[(k0 + k) * N + col0 + n]
+            outer, inner = f"{idx} / {row_len}u", f"{idx} % {row_len}u"
+            grow, gcol = f"k0 + {outer}", f"col0 + {inner}"
+            store = f"{dst}[{idx}]"
+            rlim, clim, stride = "K", "N", "N"
+            row_guard, col_guard = guard_k, guard_outer
+        src = dict(a="A", b="B")[which]
+        if not (row_guard or col_guard):
+            return [f"{ind}{store} = {src}[{a_base}({grow}) * {stride} + {gcol}];"]
+        res = [f"{ind}let gr_{idx} = {grow};", f"{ind}let gc_{idx} = {gcol};"]
+        conds, r, c = [], f"gr_{idx}", f"gc_{idx}"
+        if row_guard:
+            conds.append(f"gr_{idx} < {rlim}")
+            r = f"min(gr_{idx}, {rlim} - 1u)"
+        if col_guard:
+            conds.append(f"gc_{idx} < {clim}")
+            c = f"min(gc_{idx}, {clim} - 1u)"
+        res.append(f"{ind}{store} = select(0.0, {src}[{a_base}{r} * {stride} + {c}], {' && '.join(conds)});")
+        return res
+
+    if loads <= _UNROLL_LOADS:
+        for e in range(loads):
+            idx = f"{which}{e}"
+            lines.append(f"    let {idx} = tid{f' + {e * nt}u' if e else ''};")
+            if partial and (e + 1) * nt > total:
+                lines.append(f"    if ({idx} < {total}u) {{")
+                lines += body(idx, "      ")
+                lines.append("    }")
+            else:
+                lines += body(idx, "    ")
+    else:
+        idx = f"{which}i"
+        lines.append(f"    for (var e = 0u; e < {loads}u; e = e + 1u) {{")
+        lines.append(f"      let {idx} = tid + e * {nt}u;")
+        if partial:
+            lines.append(f"      if ({idx} < {total}u) {{")
+            lines += body(idx, "        ")
+            lines.append("      }")
+        else:
+            lines += body(idx, "      ")
+        lines.append("    }")
+    return lines

@@ -1,0 +1,266 @@
+"""The JIT tuning loop: ask the strategy, render, run a batch on the device, check, tell.
+
+``tune`` never decides how a device is driven: it only builds protocol batches and reads results
+through a ``Runner``. Every candidate becomes a ``TrialRecord``; failures (codegen, compile,
+runtime, wrong result) are records that never win, not exceptions. An exception from the runner
+means the device itself is gone and propagates to the caller (the farm handles it).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from .caps import DeviceCaps
+from .ops import OpSpec
+from .protocol import CandidateResult, KernelSource, MeasureSpec, Runner, make_batch
+from .reference import check_outputs, check_positions
+from .search import get_strategy
+from .space import Config
+from .templates import Template, get_template
+
+STOP_REASONS = ("space-exhausted", "time-budget", "eval-budget")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How to tune one op: ``strategy`` name, wall-clock ``budget_s`` (checked before each batch),
+    optional ``max_evals`` (candidates tried, failures included), ``batch_size`` candidates per
+    device round trip, ``seed`` for inputs, check positions and the strategy, ``measure`` (how each
+    candidate is timed) and ``check_count`` (random output positions verified besides the edges)."""
+
+    strategy: str = "exhaustive"
+    budget_s: float = 30.0
+    max_evals: int | None = None
+    batch_size: int = 8
+    seed: int = 1
+    measure: MeasureSpec = field(default_factory=MeasureSpec)
+    check_count: int = 64
+
+    def __post_init__(self) -> None:
+        if self.budget_s <= 0:
+            raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_evals is not None and self.max_evals < 1:
+            raise ValueError(f"max_evals must be >= 1 or None, got {self.max_evals}")
+
+
+@dataclass
+class TrialRecord:
+    """One candidate's outcome. ``ok`` is True only if it compiled, ran and passed the check;
+    ``error_class`` is then None, else one of the protocol's classes plus 'codegen' (render
+    failed) and 'wrong-result'. ``median_ms`` is the median of ``samples_ms`` (the cost);
+    ``elapsed_s`` is seconds since the tune started, at the end of the candidate's batch;
+    ``best_so_far_ms`` is the best cost among ok trials up to and including this one."""
+
+    index: int
+    config: dict[str, int]
+    config_key: str
+    ok: bool
+    error_class: str | None = None
+    error: str | None = None
+    compile_ms: float | None = None
+    first_run_ms: float | None = None
+    samples_ms: list[float] = field(default_factory=list)
+    median_ms: float | None = None
+    reps: int = 0
+    timer_kind: str | None = None
+    timer_resolution_ms: float | None = None
+    check_ok: bool | None = None
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    elapsed_s: float = 0.0
+    best_so_far_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TuneResult:
+    """Everything one ``tune`` call learned: the winner (``best``: the ok trial with the lowest
+    median, None if none passed), every trial in order, the space's sizes and why it stopped."""
+
+    op: OpSpec
+    template: str
+    template_version: str
+    caps_fingerprint: str
+    best: TrialRecord | None
+    trials: list[TrialRecord]
+    space_size: int
+    raw_space_size: int
+    elapsed_s: float
+    stopped: str
+    strategy: str = "exhaustive"
+    space_report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_config(self) -> Config | None:
+        return None if self.best is None else Config(self.best.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op.to_dict(),
+            "op_key": self.op.key(),
+            "template": self.template,
+            "template_version": self.template_version,
+            "caps_fingerprint": self.caps_fingerprint,
+            "strategy": self.strategy,
+            "best": None if self.best is None else self.best.to_dict(),
+            "trials": [t.to_dict() for t in self.trials],
+            "space_size": self.space_size,
+            "raw_space_size": self.raw_space_size,
+            "space_report": self.space_report,
+            "elapsed_s": self.elapsed_s,
+            "stopped": self.stopped,
+        }
+
+
+def tune(
+    op: OpSpec,
+    template: Template | str,
+    caps: DeviceCaps,
+    runner: Runner,
+    *,
+    options: TuneOptions = TuneOptions(),
+    on_trial: Callable[[TrialRecord], None] | None = None,
+) -> TuneResult:
+    """Tune ``op`` with ``template`` on the device behind ``runner`` until the space, the time
+    budget or the evaluation budget is exhausted. ``on_trial`` is called with each record as soon
+    as its batch is back (stream it to storage there)."""
+    t0 = time.perf_counter()
+    tpl = get_template(template) if isinstance(template, str) else template
+    space = tpl.space(op, caps)
+    strategy = get_strategy(options.strategy, space, seed=options.seed)
+    positions = check_positions(op, options.check_count, options.seed)
+    trials: list[TrialRecord] = []
+    best: TrialRecord | None = None
+    batch_wall: list[float] = []  # seconds per candidate of past batches
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
+
+    while True:
+        if strategy.done:
+            stopped = "space-exhausted"
+            break
+        if options.max_evals is not None and len(trials) >= options.max_evals:
+            stopped = "eval-budget"
+            break
+        remaining = options.budget_s - elapsed()
+        if remaining <= 0:
+            stopped = "time-budget"
+            break
+        n = options.batch_size
+        if options.max_evals is not None:
+            n = min(n, options.max_evals - len(trials))
+        if batch_wall:  # shrink the batch when a full one would clearly overrun the budget
+            per = statistics.median(batch_wall)
+            if per > 0:
+                n = max(1, min(n, int(remaining / per)))
+        configs = strategy.ask(n)
+        if not configs:
+            stopped = "space-exhausted"
+            break
+        batch_t0 = time.perf_counter()
+        records = _run_batch(op, tpl, configs, runner, options, positions, first_index=len(trials))
+        batch_wall.append((time.perf_counter() - batch_t0) / len(configs))
+        now = elapsed()
+        for config, rec in zip(configs, records):
+            rec.elapsed_s = now
+            if rec.ok and rec.median_ms is not None and (best is None or rec.median_ms < best.median_ms):
+                best = rec
+            rec.best_so_far_ms = None if best is None else best.median_ms
+            trials.append(rec)
+            if on_trial is not None:
+                on_trial(rec)
+            strategy.tell(config, rec.median_ms if rec.ok else None)
+
+    return TuneResult(
+        op=op,
+        template=tpl.name,
+        template_version=tpl.version,
+        caps_fingerprint=caps.fingerprint(),
+        best=best,
+        trials=trials,
+        space_size=len(space),
+        raw_space_size=space.raw_size,
+        elapsed_s=elapsed(),
+        stopped=stopped,
+        strategy=options.strategy,
+        space_report=space.report(),
+    )
+
+
+def _run_batch(
+    op: OpSpec,
+    tpl: Template,
+    configs: list[Config],
+    runner: Runner,
+    options: TuneOptions,
+    positions: list[int],
+    *,
+    first_index: int,
+) -> list[TrialRecord]:
+    """Render, run and check one batch; one record per config, in order."""
+    records: list[TrialRecord | None] = [None] * len(configs)
+    kernels: list[tuple[str, KernelSource]] = []
+    slot: dict[str, int] = {}
+    for i, config in enumerate(configs):
+        try:
+            kernel = tpl.render(op, config)
+        except Exception as e:  # a template bug for one config is a failed trial, not a crash
+            records[i] = _record(first_index + i, config, ok=False, error_class="codegen", error=f"{type(e).__name__}: {e}")
+            continue
+        cid = f"c{first_index + i}"
+        slot[cid] = i
+        kernels.append((cid, kernel))
+    if kernels:
+        batch = make_batch(op, kernels, seed=options.seed, measure=options.measure, check_positions=positions)
+        results = {r.id: r for r in runner.run_batch(batch)}
+        for cid, i in slot.items():
+            res = results.get(cid)
+            if res is None:
+                records[i] = _record(first_index + i, configs[i], ok=False, error_class="harness", error=f"no result for candidate {cid}")
+            else:
+                records[i] = _from_result(first_index + i, configs[i], res, op, options.seed, positions)
+    return [r for r in records if r is not None]
+
+
+def _record(index: int, config: Config, **kw: Any) -> TrialRecord:
+    return TrialRecord(index=index, config=config.as_dict(), config_key=config.key(), **kw)
+
+
+def _from_result(
+    index: int, config: Config, res: CandidateResult, op: OpSpec, seed: int, positions: list[int]
+) -> TrialRecord:
+    samples = [float(s) for s in res.samples_ms]
+    finite = [s for s in samples if math.isfinite(s)]
+    rec = _record(
+        index,
+        config,
+        ok=res.ok,
+        error_class=res.error_class,
+        error=res.error,
+        compile_ms=res.compile_ms,
+        first_run_ms=res.first_run_ms,
+        samples_ms=samples,
+        median_ms=statistics.median(finite) if finite else None,
+        reps=res.reps,
+        timer_kind=res.timer_kind,
+        timer_resolution_ms=res.timer_resolution_ms,
+    )
+    if not res.ok:
+        rec.error_class = rec.error_class or "harness"
+        return rec
+    check = check_outputs(op, seed, positions, res.values)
+    rec.check_ok, rec.max_abs_err, rec.max_rel_err = check.ok, check.max_abs_err, check.max_rel_err
+    if not check.ok:
+        rec.ok, rec.error_class, rec.error = False, "wrong-result", check.message
+    elif rec.median_ms is None or len(finite) != len(samples):
+        rec.ok, rec.error_class, rec.error = False, "harness", f"bad samples from the device: {samples!r}"
+    return rec
