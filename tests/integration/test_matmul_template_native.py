@@ -52,12 +52,18 @@ def caps(driver) -> DeviceCaps:
     return DeviceCaps.from_probe(driver.probe())
 
 
+def with_gpu_variants(configs: list[Config]) -> list[Config]:
+    """The space for this CPU adapter plus, for every SH=1 config, its GPU-class twin (UK=1, the
+    unrolled BK loop a GPU's space holds), so both code paths run on this device."""
+    return configs + [c.replace(UK=1) for c in configs if c["SH"] == 1 and c["UK"] == 0]
+
+
 def covering_sample(configs: list[Config]) -> list[Config]:
-    """Every block-tile shape once and every (SH, BK, TM) code path once: all codegen branches."""
+    """Every block-tile shape once and every (SH, BK, TM, UK) code path once: all codegen branches."""
     picked: dict[Config, None] = {}
     seen: set[tuple] = set()
-    for c in configs:
-        for key in (("tile", c["BM"], c["BN"]), ("path", c["SH"], c["BK"], c["TM"])):
+    for c in with_gpu_variants(configs):
+        for key in (("tile", c["BM"], c["BN"]), ("path", c["SH"], c["BK"], c["TM"], c["UK"])):
             if key not in seen:
                 seen.add(key)
                 picked[c] = None
@@ -83,19 +89,20 @@ def assert_all_correct(driver, op: MatMul, configs: list[Config], *, every_posit
 
 def test_every_config_of_a_tiny_ragged_shape_is_correct(driver, caps):
     op = MatMul(33, 17, 9)
-    configs = list(T.space(op, caps))
-    assert len(configs) >= 50
+    configs = with_gpu_variants(list(T.space(op, caps)))
+    assert len(configs) >= 90
     assert_all_correct(driver, op, configs)
 
 
 @pytest.mark.parametrize(
     "op",
-    [MatMul(127, 129, 65), MatMul(64, 32, 48, batch=2), MatMul(128, 128, 128)],
+    [MatMul(127, 129, 65), MatMul(64, 32, 48, batch=2)],
     ids=lambda op: op.shape_str(),
 )
 def test_every_tile_shape_and_code_path_is_correct(driver, caps, op):
     configs = covering_sample(list(T.space(op, caps)))
     assert {c["SH"] for c in configs} == {0, 1} and {c["TM"] for c in configs} == {1, 2, 4, 8}
+    assert {c["UK"] for c in configs} == {0, 1}
     assert_all_correct(driver, op, configs)
 
 
@@ -120,9 +127,14 @@ def test_tuner_end_to_end_on_lavapipe_picks_a_checked_winner(driver, caps):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "op",
-    [MatMul(128, 128, 128), MatMul(1, 768, 3072), MatMul(127, 129, 65), MatMul(33, 17, 9), MatMul(64, 32, 48, batch=2)],
-    ids=lambda op: op.shape_str(),
+    "op, gpu_twins",
+    [(MatMul(128, 128, 128), False), (MatMul(1, 768, 3072), False), (MatMul(127, 129, 65), True),
+     (MatMul(33, 17, 9), True), (MatMul(64, 32, 48, batch=2), True)],
+    ids=lambda v: v.shape_str() if isinstance(v, MatMul) else ("with-gpu-twins" if v else "device-space"),
 )
-def test_whole_space_is_correct(driver, caps, op):
-    assert_all_correct(driver, op, list(T.space(op, caps)), every_position=op.output_size() <= 20000)
+def test_whole_space_is_correct(driver, caps, op, gpu_twins):
+    """The device's whole space; for the ragged shapes also every GPU-class (UK=1) twin (llvmpipe
+    compiles the unrolled kernels slowly, so not for the big even shapes)."""
+    configs = list(T.space(op, caps))
+    configs = with_gpu_variants(configs) if gpu_twins else configs
+    assert_all_correct(driver, op, configs, every_position=op.output_size() <= 20000)

@@ -81,7 +81,7 @@ def test_tuner_finds_the_cheapest_config_of_the_whole_space():
     assert res.best.median_ms == pytest.approx(synthetic_cost(_ranked()[0]))
     assert all(t.ok and t.check_ok for t in res.trials)
     assert (res.template, res.template_version, res.caps_fingerprint) == ("matmul-wgsl", T.version, CAPS.fingerprint())
-    assert res.raw_space_size == 1536 and res.space_report["size"] == len(space)
+    assert res.raw_space_size == 3072 and res.space_report["size"] == len(space)
 
 
 def test_failed_and_wrong_result_configs_never_win():
@@ -194,3 +194,11 @@ def test_exhaustive_strategy_keeps_the_ask_tell_contract():
     assert s.done and s.ask(3) == [] and len(s.pending) == len(rest)
     with pytest.raises(ValueError, match="known"):
         get_strategy("annealing", space, seed=1)
+
+
+def test_an_empty_space_ends_at_once_without_a_winner():
+    tiny = CAPS.__class__.from_dict({**CAPS.to_dict(), "max_storage_buffer_binding_size": 1024})
+    runner = SyntheticCostRunner(OP)
+    res = tune(OP, T, tiny, runner)
+    assert (res.stopped, res.best, res.trials, res.space_size) == ("space-exhausted", None, [], 0)
+    assert res.space_report["removed"]["operands-fit-binding"] > 0 and runner.batches == []
