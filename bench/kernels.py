@@ -1,0 +1,266 @@
+"""Tuned WGSL matmul latency per device and shape, next to the references measured in the same run.
+
+    python bench/kernels.py --device native-lavapipe --shapes small
+    python bench/kernels.py --device native-vulkan-gpu --shapes gpu --cublas      # on a GPU machine
+
+For each shape and template it tunes the template's whole lite space (exhaustive, in the space's
+prior order) and reports:
+- best: the best config of the whole space, and pick@budget: the best the tuner had found after
+  ``--budget-s`` seconds of tuning (from the trace), with their ratio;
+- tfjs-like: the scalar template's config closest to TF.js's WebGPU matmul (8x8 workgroup, 4x4 per
+  thread, 32x32 tile in workgroup memory), timed in the same run;
+- best of all: the best template for the shape (templates that do not apply, e.g. GEMV for M > 8,
+  are skipped);
+- cublas: torch.matmul fp32 (TF32 off) with CUDA events, when ``--cublas`` is given.
+Records go to ``results/<run_id>/`` like any run (trials, measurements, jobs, manifest), and the
+table goes to stdout and, with ``--summary``, to a Markdown file. Needs no Ray and no browser for
+native devices, so it runs on a GPU server with only numpy, pandas, pyarrow, pyyaml and wgpu.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from farm.config.devices import find_device  # noqa: E402
+from farm.drivers import make_driver  # noqa: E402
+from farm.scheduler.job import DeviceContext  # noqa: E402
+from farm.scheduler.manifest import git_state, new_run_id, package_versions  # noqa: E402
+from farm.store.parquet import ParquetStore  # noqa: E402
+from jit_core.ops import MatMul  # noqa: E402
+from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
+from jit_core.reference import check_outputs, check_positions  # noqa: E402
+from jit_core.space import Config  # noqa: E402
+from jit_core.templates import TEMPLATES, get_template  # noqa: E402
+from jit_core.tuner import TrialRecord, TuneOptions, tune  # noqa: E402
+
+# (label, M, N, K). Transformer layers: BART-base d=768/FFN 3072, T5-small d=512/FFN 2048,
+# Llama-2-7B d=4096/FFN 11008; prefill at a sequence length, decode at M=1.
+SHAPES: dict[str, list[tuple[str, int, int, int]]] = {
+    "small": [
+        ("square 128", 128, 128, 128),
+        ("square 256", 256, 256, 256),
+        ("BART-base qkv s16", 16, 768, 768),
+        ("BART-base ffn1 s16", 16, 3072, 768),
+        ("T5-small ffn2 s16", 16, 512, 2048),
+        ("Llama-2-7B decode qkv", 1, 4096, 4096),
+    ],
+    "gpu": [
+        ("square 1024", 1024, 1024, 1024),
+        ("square 2048", 2048, 2048, 2048),
+        ("square 4096", 4096, 4096, 4096),
+        ("BART-base qkv s512", 512, 768, 768),
+        ("BART-base ffn1 s512", 512, 3072, 768),
+        ("BART-base ffn2 s512", 512, 768, 3072),
+        ("T5-small ffn1 s512", 512, 2048, 512),
+        ("T5-small ffn2 s512", 512, 512, 2048),
+        ("Llama-2-7B qkv s512", 512, 4096, 4096),
+        ("Llama-2-7B ffn1 s512", 512, 11008, 4096),
+        ("Llama-2-7B ffn2 s512", 512, 4096, 11008),
+        ("Llama-2-7B decode qkv", 1, 4096, 4096),
+        ("Llama-2-7B decode ffn1", 1, 11008, 4096),
+        ("Llama-2-7B decode ffn2", 1, 4096, 11008),
+    ],
+}
+TFJS_LIKE = Config({"BM": 32, "BN": 32, "BK": 32, "TM": 4, "TN": 4, "SH": 1, "UK": 0})
+TFJS_LIKE_TEMPLATE = "matmul-wgsl"
+
+
+def gflops(op: MatMul, ms: float | None) -> float | None:
+    return None if not ms else op.flops() / (ms * 1e-3) / 1e9
+
+
+def cublas_ms(op: MatMul, repeats: int) -> tuple[float, int]:
+    """Median ms of torch.matmul fp32 with TF32 off, timed by CUDA events (after warm-up)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    a = torch.randn(op.batch, op.M, op.K, device="cuda")
+    b = torch.randn(op.batch, op.K, op.N, device="cuda")
+    for _ in range(3):
+        torch.matmul(a, b)
+    torch.cuda.synchronize()
+    # Enough calls per sample that a sample spans >= 5 ms.
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.matmul(a, b)
+    end.record()
+    torch.cuda.synchronize()
+    reps = max(1, int(5.0 / max(start.elapsed_time(end), 1e-3)))
+    samples = []
+    for _ in range(repeats):
+        start.record()
+        for _ in range(reps):
+            torch.matmul(a, b)
+        end.record()
+        torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) / reps)
+    return statistics.median(samples), len(samples)
+
+
+def time_config(driver: Any, op: MatMul, template: str, config: Config, measure: MeasureSpec,
+                seed: int = 1) -> tuple[float, list[float]] | None:
+    """Median ms and samples of one config, checked against the reference; None if it failed."""
+    positions = check_positions(op, 64, seed)
+    batch = make_batch(op, [("c", get_template(template).render(op, config))], seed=seed, measure=measure,
+                       check_positions=positions)
+    res = driver.run_batch(batch)[0]
+    if not res.ok or not res.samples_ms or not check_outputs(op, seed, positions, res.values).ok:
+        return None
+    return statistics.median(res.samples_ms), res.samples_ms
+
+
+def row_cells(label: str, op: MatMul, template: str, space: str, config: str, best_ms: float | None,
+              pick_ms: float | None, tfjs_like: tuple[float, list[float]] | None,
+              ref: tuple[float, int] | None) -> list[str]:
+    f = lambda x: f"{x:.4f}" if x else "-"  # noqa: E731
+    return [label, f"{op.M}x{op.N}x{op.K}", template, space, config, f(best_ms),
+            f"{gflops(op, best_ms):.1f}" if best_ms else "-", f(pick_ms),
+            f"{pick_ms / best_ms:.3f}" if pick_ms and best_ms else "-",
+            f(tfjs_like[0] if tfjs_like else None), f(ref[0] if ref else None),
+            f"{100 * ref[0] / best_ms:.0f}%" if ref and best_ms else "-"]
+
+
+def pick_at(trials: list[TrialRecord], budget_s: float) -> TrialRecord | None:
+    ok = [t for t in trials if t.ok and t.median_ms is not None and t.elapsed_s <= budget_s]
+    return min(ok, key=lambda t: t.median_ms) if ok else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", required=True, help="device id in device_configs/")
+    p.add_argument("--devices-dir", default=str(ROOT / "device_configs"))
+    p.add_argument("--shapes", default="small", choices=sorted(SHAPES))
+    p.add_argument("--only", default=None, help="comma-separated labels or MxNxK to keep")
+    p.add_argument("--templates", default="matmul-wgsl-vec4,matmul-wgsl-gemv",
+                   help=f"comma-separated, from {sorted(TEMPLATES)}")
+    p.add_argument("--budget-s", type=float, default=10.0, help="tuning budget for pick@budget")
+    p.add_argument("--max-evals", type=int, default=None, help="cap on configs per template and shape")
+    p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed runs per candidate; raise it on GPUs that clock down when idle")
+    p.add_argument("--min-sample-ms", type=float, default=5.0)
+    p.add_argument("--cublas", action="store_true", help="time torch.matmul fp32 (TF32 off) in the same run")
+    p.add_argument("--results-dir", default=str(ROOT / "results"))
+    p.add_argument("--summary", default=None, help="also write the table as Markdown here")
+    args = p.parse_args(argv)
+
+    shapes = SHAPES[args.shapes]
+    if args.only:
+        keep = set(args.only.split(","))
+        shapes = [s for s in shapes if s[0] in keep or f"{s[1]}x{s[2]}x{s[3]}" in keep]
+    device = find_device(Path(args.devices_dir), args.device, where="--device", key="device")
+    run_id = new_run_id(f"bench-kernels-{args.device}")
+    store = ParquetStore(Path(args.results_dir) / run_id)
+    manifest: dict[str, Any] = {"run_id": run_id, "status": "running", "command": sys.argv,
+                                "device_configs": {device.id: device.to_dict()},
+                                "versions": package_versions(), "git": git_state(), "bench": vars(args)}
+    store.write_manifest(manifest)
+    measure = MeasureSpec(warmup=args.warmup, samples=args.samples, min_sample_ms=args.min_sample_ms, max_reps=256,
+                          timeout_ms=60000)
+    lines: list[str] = []
+    t_run = time.perf_counter()
+    shown = [Path(a).name if a.startswith("/") else a for a in sys.argv[1:]]
+    cmd = "python bench/kernels.py " + " ".join(f'"{a}"' if " " in a else a for a in shown)
+    adapter = [""]
+
+    def write_summary(footer: str) -> None:
+        """The table so far as Markdown (rewritten after every row, so a cut-off run keeps its rows)."""
+        if args.summary:
+            Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.summary).write_text(f"# bench/kernels.py on {adapter[0]}\n\nCommand: `{cmd}`\n\n"
+                                          + "\n".join(lines) + "\n" + footer)
+
+    with make_driver(device) as driver:
+        probe = driver.probe()
+        ctx = DeviceContext.from_probe(device.id, probe, device.caps_overrides)
+        store.update_manifest(devices={device.id: {"probe": probe, "adapter": ctx.adapter, "versions": driver.versions()}})
+        print(f"# {device.id}: {ctx.adapter}", flush=True)
+        adapter[0] = ctx.adapter
+        header = ("| shape | MxNxK | template | space | best config | best ms | GFLOP/s | pick@budget ms | pick/best "
+                  "| tfjs-like ms | cublas ms | % of cublas |")
+        lines += [header, "|" + "---|" * (header.count("|") - 1)]
+        print(header, flush=True)
+
+        def emit(cells: list[str]) -> None:
+            line = "| " + " | ".join(cells) + " |"
+            lines.append(line)
+            print(line, flush=True)
+            write_summary("\n(incomplete: still running)\n")
+
+        for label, M, N, K in shapes:
+            op = MatMul(M, N, K)
+            common = {"run_id": run_id, "device_id": device.id, "device_fingerprint": ctx.fingerprint,
+                      "adapter": ctx.adapter, "op_key": op.key(), "op_label": label}
+            ref = cublas_ms(op, 10) if args.cublas else None
+            if ref:
+                store.append("measurements", [{**common, "job_id": f"{device.id}/{op.key()}", "ts": time.time(),
+                                               "impl": "cublas-fp32", "library": "torch", "ok": True, "check_ok": True,
+                                               "samples_ms": [ref[0]], "median_ms": ref[0], "timer_kind": "cuda-event"}])
+            tfjs_like = time_config(driver, op, TFJS_LIKE_TEMPLATE, TFJS_LIKE, measure)
+            if tfjs_like is not None:
+                store.append("measurements", [{**common, "job_id": f"{device.id}/{op.key()}", "ts": time.time(),
+                                               "impl": "tfjs-like-config", "library": "jitfarm",
+                                               "config": TFJS_LIKE.key(), "ok": True, "check_ok": True,
+                                               "samples_ms": tfjs_like[1], "median_ms": tfjs_like[0]}])
+            shape_best: list[tuple[float, float | None, str]] = []
+            for name in args.templates.split(","):
+                tpl = get_template(name)
+                if len(tpl.space(op, ctx.caps)) == 0:
+                    continue  # the template does not apply to this shape (e.g. GEMV for M > 8)
+                job_id = f"{device.id}/{op.key()}/{name}"
+                rows: list[dict[str, Any]] = []
+
+                def on_trial(rec: TrialRecord) -> None:
+                    rows.append({**common, "job_id": job_id, "ts": time.time(), "template": tpl.name,
+                                 "template_version": tpl.version, "strategy": "exhaustive",
+                                 "trial_index": rec.index, "config": rec.config_key, "ok": rec.ok,
+                                 "check_ok": rec.check_ok, "error_class": rec.error_class, "error": rec.error,
+                                 "compile_ms": rec.compile_ms, "first_run_ms": rec.first_run_ms,
+                                 "samples_ms": list(rec.samples_ms), "median_ms": rec.median_ms, "reps": rec.reps,
+                                 "timer_kind": rec.timer_kind, "timer_resolution_ms": rec.timer_resolution_ms,
+                                 "max_abs_err": rec.max_abs_err, "elapsed_s": rec.elapsed_s,
+                                 "best_so_far_ms": rec.best_so_far_ms})
+                    if len(rows) >= 16:
+                        store.append("trials", rows[:])
+                        rows.clear()
+
+                opts = TuneOptions(strategy="exhaustive", budget_s=1e9, max_evals=args.max_evals, batch_size=8,
+                                   measure=measure)
+                res = tune(op, tpl, ctx.caps, driver, options=opts, on_trial=on_trial)
+                store.append("trials", rows)
+                best, pick = res.best, pick_at(res.trials, args.budget_s)
+                store.append("jobs", [{**common, "job_id": job_id, "ts": time.time(), "attempt": 1,
+                                       "status": "ok" if best else "failed", "template": tpl.name,
+                                       "strategy": "exhaustive", "space_size": res.space_size,
+                                       "raw_space_size": res.raw_space_size, "trials": len(res.trials),
+                                       "stopped": res.stopped, "best_config": best.config_key if best else None,
+                                       "best_tune_ms": best.median_ms if best else None, "tune_s": res.elapsed_s}])
+                bms = best.median_ms if best else None
+                if bms:
+                    shape_best.append((bms, pick.median_ms if pick else None, name))
+                emit(row_cells(label, op, name, str(res.space_size), best.config_key if best else "none passed",
+                               bms, pick.median_ms if pick else None, tfjs_like, ref))
+            if len(shape_best) > 1:
+                bms, pms, name = min(shape_best)
+                picks = [p for _, p, _ in shape_best if p is not None]
+                emit(row_cells(label, op, "**best of all**", "-", name, bms, min(picks) if picks else None,
+                               tfjs_like, ref))
+    wall = time.perf_counter() - t_run
+    store.update_manifest(status="finished", wall_s=wall)
+    footer = f"\n{len(shapes)} shapes in {wall:.0f} s; records in {store.run_dir}"
+    print(footer)
+    write_summary(f"\n{len(shapes)} shapes in {wall:.0f} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
