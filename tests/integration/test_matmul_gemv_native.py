@@ -7,13 +7,9 @@ on BART/Llama-sized decode shapes and on M=8."""
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 
 import pytest
 
-from farm.drivers.base import DriverError, NativeOptions
-from farm.drivers.native import NativeDriver
 from jit_core.caps import DeviceCaps
 from jit_core.ops import MatMul
 from jit_core.protocol import MeasureSpec, make_batch
@@ -29,25 +25,8 @@ T = MatmulGemvWGSL()
 
 
 @pytest.fixture(scope="module")
-def driver():
-    icds = sorted(glob.glob("/usr/share/vulkan/icd.d/lvp_icd*.json"))
-    env = (("VK_ICD_FILENAMES", icds[0]),) if icds else ()
-    options = NativeOptions(adapter_match="llvmpipe", backend="vulkan", env=env)
-    saved = {k: os.environ.get(k) for k, _ in options.env}  # open() sets them process-wide
-    drv = NativeDriver(options)
-    try:
-        try:
-            drv.open()
-        except DriverError as e:
-            pytest.skip(f"no llvmpipe Vulkan adapter (install mesa-vulkan-drivers): {e.message}")
-        yield drv
-    finally:
-        drv.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def driver(lavapipe_driver):
+    return lavapipe_driver
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import glob
-import os
 import statistics
 
 import pytest
 
-from farm.drivers.base import DriverError, NativeOptions
+from tests.conftest import lavapipe_options
+from farm.drivers.base import DriverError
 from farm.drivers.native import NativeDriver, camel_limit
 from jit_core.ops import MatMul
 from jit_core.protocol import KernelSource, MeasureSpec, make_batch
@@ -64,30 +63,9 @@ def naive(op: MatMul) -> KernelSource:
     )
 
 
-def lavapipe_options(adapter_match: str = "llvmpipe") -> NativeOptions:
-    icds = sorted(glob.glob("/usr/share/vulkan/icd.d/lvp_icd*.json"))
-    env = (("VK_ICD_FILENAMES", icds[0]),) if icds else ()
-    return NativeOptions(adapter_match=adapter_match, backend="vulkan", env=env)
-
-
 @pytest.fixture(scope="module")
-def driver():
-    options = lavapipe_options()
-    saved = {k: os.environ.get(k) for k, _ in options.env}  # open() sets them process-wide
-    drv = NativeDriver(options)
-    try:
-        try:
-            drv.open()
-        except DriverError as e:
-            pytest.skip(f"no llvmpipe Vulkan adapter (install mesa-vulkan-drivers): {e.message}")
-        yield drv
-    finally:
-        drv.close()
-        for key, value in saved.items():  # later tests (browsers) must not inherit them
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def driver(lavapipe_driver):
+    return lavapipe_driver
 
 
 def run(driver: NativeDriver, op: MatMul, kernels, measure: MeasureSpec = FAST, positions=None):
