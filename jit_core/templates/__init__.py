@@ -12,6 +12,8 @@ from ..caps import DeviceCaps
 from ..ops import OpSpec
 from ..protocol import KernelSource
 from ..space import Config, Param, Space
+from .matmul_gemv_wgsl import MatmulGemvWGSL
+from .matmul_vec4_wgsl import MatmulVec4WGSL
 from .matmul_wgsl import MatmulWGSL
 
 
@@ -33,7 +35,11 @@ class Template(Protocol):
     def render(self, op: OpSpec, config: Config) -> KernelSource: ...
 
 
-TEMPLATES: dict[str, type] = {MatmulWGSL.name: MatmulWGSL}
+TEMPLATES: dict[str, type] = {
+    MatmulWGSL.name: MatmulWGSL,
+    MatmulVec4WGSL.name: MatmulVec4WGSL,
+    MatmulGemvWGSL.name: MatmulGemvWGSL,
+}
 
 
 def get_template(name: str) -> Template:
@@ -44,4 +50,4 @@ def get_template(name: str) -> Template:
         raise ValueError(f"unknown template {name!r}; known: {sorted(TEMPLATES)}") from None
 
 
-__all__ = ["MatmulWGSL", "TEMPLATES", "Template", "get_template"]
+__all__ = ["MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWGSL", "TEMPLATES", "Template", "get_template"]

@@ -1,0 +1,662 @@
+"""Vec4 f32 matmul in WGSL (template ``matmul-wgsl-vec4``), one kernel per shape, built for speed.
+
+Bindings and layout as ``matmul-wgsl``: 0 = A [batch, M, K], 1 = B [batch, K, N] (read-only
+storage), 2 = C [batch, M, N] (read_write storage), row-major f32; batch item in ``workgroup_id.z``;
+dispatch (ceil(N/BN), ceil(M/BM), batch); workgroup (WX, WY). A is declared ``array<vec4<f32>>``
+when K % 4 == 0, B and C when N % 4 == 0; otherwise ``array<f32>``, read 4 scalars at a time.
+
+Thread (tx, ty) owns rows ``ty*TM + i`` of the block tile (contiguous, so the transposed A tile
+hands them over as vec4) and the vec4 columns ``tx + j*WX`` (strided: B-tile reads are
+conflict-free, global reads and stores coalesce), accumulated in named ``acc_i_j: vec4<f32>``
+(dynamically indexed local arrays spill). Every loop over k inside a tile is unrolled in Python
+into straight-line WGSL. Three kernels, chosen by SH and KS:
+
+- SH=1, tiled: BM = WY*TM, BN = WX*TN. Each BK slice of A is staged transposed, ``As[k][m]``
+  (rows padded by 4 floats against bank conflicts of the transposing stores), and of B as vec4,
+  ``Bs[k][n/4]``, by cooperative loads in which consecutive threads read consecutive addresses.
+  With TM % 4 == 0 As holds vec4 (4 rows of one k): a thread loads a 4x4 block of A (4 rows x 4 k)
+  and transposes it in registers, so every workgroup store is a whole vec4 (no stores to vector
+  components); otherwise As is scalar. PF=1 double-buffers both tiles and prefetches the next slice
+  into named registers while the current one is computed: one barrier per slice instead of two.
+- SH=0, KS=0, direct: A and B straight from global memory (the caches stage them: best on CPU
+  rasterizers, measured); BK is the unroll depth of the k loop.
+- SH=0, KS=1, split-K for skinny M (decode GEMV): BM = TM; the WY threads of a column split K in
+  BK chunks and their partial sums are added through workgroup memory at the end.
+
+Only the k dimension of a tile is ever zero-filled: rows past M and columns past N read clamped
+(valid) addresses, compute values nobody stores, and the stores are masked. A shape whose M, N
+(and, tiled, K) divide by the tile gets no bounds check at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..caps import DeviceCaps
+from ..ops import MatMul
+from ..protocol import KernelSource
+from ..space import Config, Param, Rule, Space
+
+NNJIT_MAX_THREADS = 256
+MIN_THREADS = 32  # one NVIDIA warp; the widest common subgroup
+SKINNY_M = 8  # M up to which the split-K and direct kernels are offered on GPUs
+A_PAD = 4  # floats added to each row of the transposed A tile (keeps vec4 alignment)
+_UNROLL_LOADS = 8  # cooperative loads per thread up to which the load loop is unrolled in Python
+_COMP = "xyzw"
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _u(n: int) -> str:
+    return f" + {n}u" if n else ""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A config, checked and with its derived tile sizes."""
+
+    wx: int
+    wy: int
+    tm: int
+    tn: int
+    bk: int
+    sh: int
+    pf: int
+    ks: int
+
+    @property
+    def bm(self) -> int:
+        return self.tm if self.ks else self.wy * self.tm
+
+    @property
+    def bn(self) -> int:
+        return self.wx * self.tn
+
+    @property
+    def nt(self) -> int:
+        return self.wx * self.wy
+
+    @property
+    def bmp(self) -> int:
+        return self.bm + A_PAD
+
+    @property
+    def a_rows(self) -> int:
+        """Rows of A per tiled load unit: 4 when TM % 4 == 0 (As holds vec4 of 4 rows; the unit is
+        a 4x4 block transposed in registers, so every workgroup store is a whole vec4), else 1."""
+        return 4 if self.tm % 4 == 0 else 1
+
+    def load_units(self) -> tuple[int, int]:
+        """Load units per thread and tile slice (rounded up) of A and of B; 0 when not tiled."""
+        if not self.sh:
+            return 0, 0
+        return _cdiv(self.bm * self.bk // (4 * self.a_rows), self.nt), _cdiv(self.bk * self.bn // 4, self.nt)
+
+    def registers(self) -> int:
+        """nnJIT's TM*TN + TM + TN, plus 4 per prefetched vec4 (ours)."""
+        ua, ub = self.load_units()
+        return self.tm * self.tn + self.tm + self.tn + (4 * (ua * self.a_rows + ub) if self.pf else 0)
+
+    def workgroup_bytes(self) -> int:
+        if self.sh:
+            return (self.bk * self.bmp + self.bk * self.bn) * 4 * (2 if self.pf else 1)
+        return self.nt * self.tm * self.tn * 4 if self.ks else 0
+
+
+_NAMES = ("WX", "WY", "TM", "TN", "BK", "SH", "PF", "KS")
+
+
+def _plan(config: Config) -> _Plan:
+    try:
+        p = _Plan(*(int(config[n]) for n in _NAMES))
+    except KeyError as e:
+        raise ValueError(f"matmul-vec4 config misses parameter {e}") from None
+    if min(p.wx, p.wy, p.tm, p.tn, p.bk) < 1 or not {p.sh, p.pf, p.ks} <= {0, 1}:
+        raise ValueError(f"bad matmul-vec4 config {config.key()}")
+    if p.tn % 4 or p.bk % 4:
+        raise ValueError(f"TN and BK must be multiples of 4 (vec4): {config.key()}")
+    if p.ks and p.sh or p.pf and not p.sh:
+        raise ValueError(f"KS=1 needs SH=0 and PF=1 needs SH=1: {config.key()}")
+    if p.pf and max(p.load_units()) > _UNROLL_LOADS:
+        raise ValueError(f"PF=1 prefetches at most {_UNROLL_LOADS} load units per operand and thread: {config.key()}")
+    return p
+
+
+class MatmulVec4WGSL:
+    """Template ``matmul-wgsl-vec4``: ``space(op, caps)`` is the lite space of the vec4 kernels for
+    that op on that device and ``render(op, config)`` its WGSL. Contract: every config of
+    ``space()`` renders to a kernel that is correct for the op's shape (any M, N, K, batch) and
+    within the device's limits; ``render`` is deterministic and raises ValueError for a config
+    outside ``params()``'s names or with inconsistent values. ``max_threads`` is the thread cap of
+    rule max-threads (nnJIT's 256 by default). ``version`` goes into cache keys: bump it on any
+    change to the generated code."""
+
+    name = "matmul-wgsl-vec4"
+    version = "1"
+    backend = "webgpu"
+    op_kind = "matmul"
+
+    def __init__(self, *, max_threads: int = NNJIT_MAX_THREADS) -> None:
+        if max_threads < 1:
+            raise ValueError(f"max_threads must be >= 1, got {max_threads}")
+        self.max_threads = max_threads
+
+    def params(self) -> tuple[Param, ...]:
+        return (
+            Param("WX", (4, 8, 16, 32)),
+            Param("WY", (1, 2, 4, 8, 16, 32)),
+            Param("TM", (1, 2, 4, 8)),
+            Param("TN", (4, 8)),
+            Param("BK", (8, 16, 32)),
+            Param("SH", (1, 0)),
+            Param("PF", (0, 1)),
+            Param("KS", (0, 1)),
+        )
+
+    def canonicalize(self, config: Config) -> Config:
+        """KS is only read by SH=0 and PF only by SH=1: pin the unused one to 0."""
+        if config["SH"] and config["KS"]:
+            return config.replace(KS=0)
+        if not config["SH"] and config["PF"]:
+            return config.replace(PF=0)
+        return config
+
+    def rules(self, op: MatMul, caps: DeviceCaps) -> tuple[Rule, ...]:
+        max_x, max_y, _ = caps.max_workgroup_size
+        max_wg = caps.max_workgroups_per_dimension
+        operand_bytes = 4 * max(op.batch * op.M * op.K, op.batch * op.K * op.N, op.batch * op.M * op.N)
+        skinny = op.M <= SKINNY_M
+        cap = self.max_threads
+
+        def plan(c: Config) -> _Plan:
+            return _Plan(*(c[n] for n in _NAMES))
+
+        def bm(c: Config) -> int:
+            return c["TM"] if c["KS"] else c["WY"] * c["TM"]
+
+        def bn(c: Config) -> int:
+            return c["WX"] * c["TN"]
+
+        min_area = min(64 * 64, _cdiv(op.M * op.N * op.batch, 64))
+        min_work = 32 if caps.is_cpu else 16
+        min_threads = MIN_THREADS if caps.is_cpu else 2 * MIN_THREADS
+
+        return (
+            Rule("split-k-for-skinny-m", "ours", lambda c: not c["KS"] or skinny,
+                 f"KS=1 only when M <= {SKINNY_M}: with more rows, rows give the parallelism and tiles the reuse"),
+            Rule("direct-on-cpu-or-skinny-m", "ours", lambda c: c["SH"] or caps.is_cpu or skinny,
+                 f"SH=0 on GPUs only when M <= {SKINNY_M}: big GEMMs need workgroup-memory reuse "
+                 "(PLATFORM.md: the tiled vec4 kernel is the one at 8-25 TFLOP/s on an H200)"),
+            Rule("prefetch-on-gpus", "ours", lambda c: not c["PF"] or not caps.is_cpu,
+                 "PF=1 only on GPUs: it hides global-memory latency behind compute, which CPU rasterizers "
+                 "leave to their caches; there the direct kernels lead anyway (lavapipe 256^3: 6.8 GFLOP/s, "
+                 "best tiled 4.2)"),
+            Rule("micro-tile-work", "ours", lambda c: c["TM"] * c["TN"] >= min_work or op.M <= bm(c),
+                 f"TM*TN >= {min_work} unless one block row covers M. GPUs: fewer outputs per thread make the "
+                 "inner loop bound by workgroup-memory loads; CPU rasterizers (32) run invocations in SIMD lanes, "
+                 "so each needs much work (lavapipe 256^3: the best TM*TN < 32 config was 2.2x slower)"),
+            Rule("tm1-only-for-gemv", "ours", lambda c: c["TM"] > 1 or op.M == 1,
+                 "TM=1 (no reuse of B across rows) only when M == 1"),
+            Rule("micro-tile-aspect", "ours", lambda c: 2 * c["TM"] >= c["TN"] or op.M <= bm(c),
+                 "TM >= TN/2 (nnJIT's square micro-tile, relaxed since TN counts vec4 lanes) unless one "
+                 "block row covers all of M"),
+            Rule("tiled-needs-row-reuse", "ours", lambda c: not c["SH"] or c["WY"] >= 2,
+                 "SH=1 needs WY >= 2: a B tile read by a single thread row only adds barriers"),
+            Rule("min-4-threads-per-axis", "nnJIT",
+                 lambda c: c["WX"] >= 4 and (c["WY"] >= 4 or (not c["KS"] and op.M <= bm(c))),
+                 "at least 4 threads along each workgroup axis; WY < 4 allowed (ours) only when one "
+                 "block row covers all of M"),
+            Rule("min-threads", "ours", lambda c: c["WX"] * c["WY"] >= min_threads or (skinny and c["WX"] * c["WY"] >= MIN_THREADS),
+                 f"at least {min_threads} threads per workgroup ({MIN_THREADS} on CPU rasterizers and for M <= "
+                 f"{SKINNY_M}): one warp of {MIN_THREADS} idles the other schedulers of a GPU's core"),
+            Rule("max-threads", "nnJIT", lambda c: c["WX"] * c["WY"] <= cap,
+                 f"at most {cap} threads per workgroup (nnJIT's cap is {NNJIT_MAX_THREADS}; "
+                 "MatmulVec4WGSL(max_threads=...) changes it)"),
+            Rule("max-invocations", "WebGPU", lambda c: c["WX"] * c["WY"] <= caps.max_invocations,
+                 f"threads per workgroup <= maxComputeInvocationsPerWorkgroup ({caps.max_invocations})"),
+            Rule("workgroup-size-dims", "WebGPU", lambda c: c["WX"] <= max_x and c["WY"] <= max_y,
+                 f"WX <= maxComputeWorkgroupSizeX ({max_x}), WY <= maxComputeWorkgroupSizeY ({max_y})"),
+            Rule("workgroup-storage", "WebGPU", lambda c: plan(c).workgroup_bytes() <= caps.max_workgroup_storage,
+                 "tiles ((BK*(BM+4) + BK*BN)*4 bytes, twice with PF=1) or the split-K partial sums "
+                 f"(WX*WY*TM*TN*4 bytes) <= maxComputeWorkgroupStorageSize ({caps.max_workgroup_storage})"),
+            Rule("prefetch-named-registers", "ours", lambda c: not c["PF"] or max(plan(c).load_units()) <= _UNROLL_LOADS,
+                 f"PF=1 only when each thread prefetches at most {_UNROLL_LOADS} load units of A and of B "
+                 "(named registers; a dynamically indexed array would spill)"),
+            Rule("registers-per-thread", "nnJIT", lambda c: plan(c).registers() <= caps.regs_per_thread,
+                 f"TM*TN + TM + TN registers (+ 4 per prefetched vec4, ours) <= regs_per_thread ({caps.regs_per_thread})"),
+            Rule("block-fits-problem", "ours",
+                 lambda c: bm(c) <= _next_pow2(op.M) and c["WX"] * c["TN"] <= max(16, _next_pow2(op.N)),
+                 "no block tile larger than the problem needs: BM <= next_pow2(M), BN <= max(16, next_pow2(N))"),
+            Rule("block-aspect", "ours",
+                 lambda c: max(bm(c), bn(c)) <= 4 * min(bm(c), bn(c)) or op.M <= bm(c) or op.N <= bn(c),
+                 "block tile sides within 4x of each other (a thin tile reuses little), unless the problem "
+                 "is itself that thin (BM >= M or BN >= N)"),
+            Rule("min-block-area", "ours", lambda c: c["KS"] or bm(c) * bn(c) >= min_area,
+                 f"BM*BN >= min(64*64, M*N*batch/64) = {min_area}: tiles under 64x64 only where 64x64 tiles "
+                 "would leave fewer than 64 workgroups (split-K is exempt)"),
+            Rule("dispatch-limit", "WebGPU",
+                 lambda c: max(_cdiv(op.N, c["WX"] * c["TN"]), _cdiv(op.M, bm(c)), op.batch) <= max_wg,
+                 f"workgroups per dispatch dimension <= maxComputeWorkgroupsPerDimension ({max_wg})"),
+            Rule("operands-fit-binding", "WebGPU", lambda c: operand_bytes <= caps.max_storage_buffer_binding_size,
+                 f"each operand fits maxStorageBufferBindingSize ({caps.max_storage_buffer_binding_size} bytes)"),
+        )
+
+    def prior(self, op: MatMul, caps: DeviceCaps):
+        """Score (lower first). GPUs: tiled, 16x8 workgroup, 8x8 micro-tile, BK 16 (PLATFORM.md's
+        best on an H200), prefetch a close second; skinny M: split-K first. CPU adapters (measured
+        on lavapipe): direct, 8x8 micro-tiles, few threads. Both: little padding waste and enough
+        workgroups to keep the device busy, which puts smaller tiles first for small problems."""
+        cpu = caps.is_cpu
+        skinny = op.M <= SKINNY_M
+        target_wg = 8 if cpu else 128
+        lg = math.log2
+
+        def mode_rank(c: Config) -> float:
+            if skinny:
+                order = ((0, 1), (0, 0), (1, 0)) if not cpu else ((0, 0), (0, 1), (1, 0))
+            else:
+                order = ((1, 0), (0, 0)) if not cpu else ((0, 0), (1, 0))
+            return 3.0 * order.index((c["SH"], c["KS"]))
+
+        def score(c: Config) -> float:
+            p = _Plan(*(c[n] for n in _NAMES))
+            s = mode_rank(c)
+            if cpu:
+                s += abs(lg(p.tm) - 3) + abs(lg(p.tn) - 3) + 0.5 * abs(lg(p.nt) - 7.5) + 0.25 * abs(lg(p.bk) - 4)
+            elif p.ks:
+                s += abs(lg(p.wx) - 4) + 0.5 * abs(lg(p.wy) - 3) + abs(lg(p.tn) - 2) + 0.25 * abs(lg(p.bk) - 4)
+            else:
+                s += abs(lg(p.wx) - 4) + abs(lg(p.wy) - 3) + abs(lg(p.tm) - 3) + abs(lg(p.tn) - 3)
+                s += 0.5 * abs(lg(p.bk) - 4) + 0.25 * p.pf
+            gm, gn = _cdiv(op.M, p.bm), _cdiv(op.N, p.bn)
+            s += 4.0 * (1.0 - (op.M * op.N) / (gm * p.bm * gn * p.bn))
+            nwg = gm * gn * op.batch
+            if nwg < target_wg:
+                s += 1.5 * lg(target_wg / nwg)
+            return s
+
+        return score
+
+    def space(self, op: MatMul, caps: DeviceCaps) -> Space:
+        if not isinstance(op, MatMul):
+            raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
+        return Space.build(self.params(), self.rules(op, caps), canonicalize=self.canonicalize,
+                           prior=self.prior(op, caps))
+
+    def render(self, op: MatMul, config: Config) -> KernelSource:
+        p = _plan(config)
+        return KernelSource(
+            code=_Gen(op, p, config.key(), f"{self.name} v{self.version}").code(),
+            entry="main",
+            workgroups=(_cdiv(op.N, p.bn), _cdiv(op.M, p.bm), op.batch),
+            workgroup_size=(p.wx, p.wy, 1),
+        )
+
+
+def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-vec4") -> str:
+    """WGSL source of ``config`` for ``op``; see the module docstring for the kernels' shape."""
+    return _Gen(op, _plan(config), config.key(), header).code()
+
+
+class _Gen:
+    """Emits one kernel; methods append lines to ``self.out``."""
+
+    def __init__(self, op: MatMul, p: _Plan, key: str, header: str) -> None:
+        self.op, self.p, self.key, self.header = op, p, key, header
+        M, N, K = op.M, op.N, op.K
+        self.va, self.vb = K % 4 == 0, N % 4 == 0  # A as vec4 along k; B and C as vec4 along n
+        self.gm, self.gn = M % p.bm != 0, N % p.bn != 0
+        self.gk = p.sh == 1 and K % p.bk != 0
+        self.a_vec = p.a_rows == 4  # tiled: As holds vec4 (4 rows of one k)
+        self.out: list[str] = []
+
+    # ----- pieces shared by the kernels
+
+    def code(self) -> str:
+        p, op, o = self.p, self.op, self.out
+        M, N, K = op.M, op.N, op.K
+        ta, tb = ("vec4<f32>" if self.va else "f32"), ("vec4<f32>" if self.vb else "f32")
+        o += [
+            f"// {self.header}: C = A @ B, batch={op.batch} M={M} N={N} K={K}; {self.key}",
+            f"const M = {M}u;",
+            f"const N = {N}u;",
+            f"const K = {K}u;",
+            *([f"const K4 = {K // 4}u;"] if self.va else []),
+            *([f"const N4 = {N // 4}u;"] if self.vb else []),
+            f"@group(0) @binding(0) var<storage, read> A: array<{ta}>;",
+            f"@group(0) @binding(1) var<storage, read> B: array<{tb}>;",
+            f"@group(0) @binding(2) var<storage, read_write> C: array<{tb}>;",
+        ]
+        nbuf = 2 if p.pf else 1
+        if p.sh:
+            a_len = nbuf * p.bk * p.bmp // (4 if self.a_vec else 1)
+            o.append(f"var<workgroup> As: array<{'vec4<f32>' if self.a_vec else 'f32'}, {a_len}>;")
+            o.append(f"var<workgroup> Bs: array<vec4<f32>, {nbuf * p.bk * p.bn // 4}>;")
+        elif p.ks:
+            o.append(f"var<workgroup> red: array<vec4<f32>, {p.nt * p.tm * p.tn // 4}>;")
+        o += [
+            "",
+            f"@compute @workgroup_size({p.wx}, {p.wy}, 1)",
+            "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {",
+            "  let tx = lid.x;",
+            "  let ty = lid.y;",
+            f"  let tid = ty * {p.wx}u + tx;",
+            f"  let row0 = wg.y * {p.bm}u;",
+            f"  let col0 = wg.x * {p.bn}u;",
+            f"  let c40 = wg.x * {p.bn // 4}u;",
+        ]
+        if op.batch > 1:
+            sa, sb = (4 if self.va else 1), (4 if self.vb else 1)
+            o += [f"  let a_base = wg.z * {M * K // sa}u;", f"  let b_base = wg.z * {K * N // sb}u;",
+                  f"  let c_base = wg.z * {M * N // sb}u;"]
+        self.ab, self.bb, self.cb = ("a_base + ", "b_base + ", "c_base + ") if op.batch > 1 else ("", "", "")
+        o += [f"  var acc_{i}_{j} = vec4<f32>(0.0);" for i in range(p.tm) for j in range(p.tn // 4)]
+        if p.sh:
+            self._tiled()
+        else:
+            self._direct()
+        o.append("}")
+        return "\n".join(o) + "\n"
+
+    def _fmas(self, a_of, ind: str) -> str:
+        """acc_i_j += a_i * b_j for one k, as one block of lines (the same for every k, so callers
+        build it once); ``a_of(i)`` is the scalar A expression of row i."""
+        tn4 = self.p.tn // 4
+        return "\n".join(f"{ind}acc_{i}_{j} = fma(vec4<f32>({a_of(i)}), b{j}, acc_{i}_{j});"
+                         for i in range(self.p.tm) for j in range(tn4))
+
+    def _store(self, row: str, col4: str, val: str, ind: str) -> None:
+        """C[row, 4*col4 .. +3] = val, masked where the shape needs it."""
+        conds = [f"{row} < M"] if self.gm else []
+        if self.vb:
+            if self.gn:
+                conds.append(f"{col4} < N4")
+            stmts = [f"C[{self.cb}{row} * N4 + {col4}] = {val};"]
+        else:
+            stmts = [f"let cc = {self.cb}{row} * N + {col4} * 4u;"]
+            stmts += [f"if ({col4} * 4u{_u(c)} < N) {{ C[cc{_u(c)}] = {val}.{_COMP[c]}; }}" for c in range(4)]
+        if conds:
+            self.out.append(f"{ind}if ({' && '.join(conds)}) {{")
+            self.out += [f"{ind}  {s}" for s in stmts]
+            self.out.append(f"{ind}}}")
+        elif len(stmts) == 1:
+            self.out.append(f"{ind}{stmts[0]}")
+        else:
+            self.out += [f"{ind}{{"] + [f"{ind}  {s}" for s in stmts] + [f"{ind}}}"]
+
+    def _store_tile(self) -> None:
+        p = self.p
+        tn4 = p.tn // 4
+        self.out += [f"  let sc{j} = c40 + tx{_u(j * p.wx)};" for j in range(tn4)]
+        for i in range(p.tm):
+            self.out.append(f"  let sr{i} = row0 + ty * {p.tm}u{_u(i)};")
+            for j in range(tn4):
+                self._store(f"sr{i}", f"sc{j}", f"acc_{i}_{j}", "  ")
+
+    # ----- SH=1: tiled
+
+    def _a_unit(self, u: str, e: str) -> tuple[list[str], list[str]]:
+        """Global A loads of unit ``u``: rows ``am*R .. +R-1`` (R = ``a_rows``, am = u / (BK/4))
+        at the k quad ``ak`` (u % (BK/4)) of the slice at k0: (statements, one vec4 per row).
+        Rows past M read a clamped row, k past K reads zero."""
+        K, q = self.op.K, self.p.bk // 4
+        st = [f"let am{e} = {u} / {q}u;", f"let ak{e} = k0 + ({u} % {q}u) * 4u;"]
+        rows = self.p.a_rows
+        vals = []
+        for rr in range(rows):
+            r = f"row0 + am{e}{f' * {rows}u' if rows > 1 else ''}{_u(rr)}"
+            r = f"min({r}, {self.op.M - 1}u)" if self.gm else f"({r})"
+            if self.va:
+                idx = f"{self.ab}{r} * K4 + " + (f"min(ak{e}, {K - 4}u) / 4u" if self.gk else f"ak{e} / 4u")
+                v = f"A[{idx}]"
+                vals.append(f"select(vec4<f32>(0.0), {v}, ak{e} < K)" if self.gk else v)
+            else:
+                st.append(f"let ar{e}_{rr} = {self.ab}{r} * K;")
+                parts = [f"select(0.0, A[ar{e}_{rr} + min(ak{e}{_u(c)}, {K - 1}u)], ak{e}{_u(c)} < K)" for c in range(4)]
+                vals.append(f"vec4<f32>({', '.join(parts)})")
+        return st, vals
+
+    def _b_unit(self, u: str, e: str) -> tuple[list[str], list[str]]:
+        """Global B load of unit ``u`` (k row u / (BN/4), vec4 column u % (BN/4)): (stmts, [vec4])."""
+        p, N, K = self.p, self.op.N, self.op.K
+        q = p.bn // 4
+        st = [f"let bk{e} = k0 + {u} / {q}u;", f"let bq{e} = c40 + {u} % {q}u;"]
+        k = f"min(bk{e}, {K - 1}u)" if self.gk else f"bk{e}"
+        if self.vb:
+            c = f"min(bq{e}, {N // 4 - 1}u)" if self.gn else f"bq{e}"
+            v = f"B[{self.bb}{k} * N4 + {c}]"
+            return st, [f"select(vec4<f32>(0.0), {v}, bk{e} < K)" if self.gk else v]
+        st.append(f"let br{e} = {self.bb}{k} * N;")
+        parts = [f"B[br{e} + min(bq{e} * 4u{_u(c)}, {N - 1}u)]" for c in range(4)]
+        v = f"vec4<f32>({', '.join(parts)})"
+        return st, [f"select(vec4<f32>(0.0), {v}, bk{e} < K)" if self.gk else v]
+
+    def _a_store(self, e: str, vals: list[str], buf: str) -> list[str]:
+        """Transposed store into As[k][m]: a_vec: one vec4 (4 rows) per k; else 4 scalars."""
+        p = self.p
+        if self.a_vec:
+            b4 = p.bmp // 4
+            return [f"As[{buf}(ak{e} - k0{_u(c)}) * {b4}u + am{e}] = "
+                    f"vec4<f32>({', '.join(f'{v}.{_COMP[c]}' for v in vals)});" for c in range(4)]
+        return [f"As[{buf}(ak{e} - k0{_u(c)}) * {p.bmp}u + am{e}] = {vals[0]}.{_COMP[c]};" for c in range(4)]
+
+    def _load_total(self, which: str) -> int:
+        """Load units of one A or B slice."""
+        p = self.p
+        if which == "a":
+            return p.bm * p.bk // (4 * self.p.a_rows)
+        return p.bk * p.bn // 4
+
+    def _tile_loads(self, which: str, ind: str, buf: str, phase: str) -> None:
+        """Cooperative load of the A or B slice at k0 by all threads. ``phase``: 'all' (global ->
+        workgroup memory), 'load' (global -> prefetch registers p<which><unit>_<row>), 'store'
+        (registers -> workgroup memory, at offset ``buf``)."""
+        p, o = self.p, self.out
+        total = self._load_total(which)
+        units = _cdiv(total, p.nt)
+        partial = total % p.nt != 0
+        unit_fn = self._a_unit if which == "a" else self._b_unit
+
+        def body(u: str, e: str, ind2: str) -> None:
+            st, vals = unit_fn(u, e)
+            regs = [f"p{which}{e}_{r}" for r in range(len(vals))]
+            if phase == "load":
+                o.extend(f"{ind2}{s}" for s in st)
+                o.extend(f"{ind2}{reg} = {v};" for reg, v in zip(regs, vals))
+                return
+            if phase == "store":
+                vals = regs
+                if which == "a":  # the store needs the unit's (row, k): recompute them (cheap integer ops)
+                    o.extend(f"{ind2}{s}" for s in st[:2])
+            else:
+                o.extend(f"{ind2}{s}" for s in st)
+                if len(vals) > 1:
+                    o.extend(f"{ind2}let x{r} = {v};" for r, v in enumerate(vals))
+                    vals = [f"x{r}" for r in range(len(vals))]
+            if which == "a":
+                o.extend(f"{ind2}{s}" for s in self._a_store(e, vals, buf))
+            else:
+                o.append(f"{ind2}Bs[{buf}{u}] = {vals[0]};")
+
+        if units <= _UNROLL_LOADS:
+            for n in range(units):
+                u = f"(tid{_u(n * p.nt)})" if n else "tid"
+                if partial and (n + 1) * p.nt > total:
+                    o.append(f"{ind}if ({u} < {total}u) {{")
+                    body(u, str(n), ind + "  ")
+                    o.append(f"{ind}}}")
+                else:
+                    o.append(f"{ind}{{")
+                    body(u, str(n), ind + "  ")
+                    o.append(f"{ind}}}")
+        else:
+            o.append(f"{ind}for (var n = 0u; n < {units}u; n = n + 1u) {{")
+            u = f"(tid + n * {p.nt}u)"
+            if partial:
+                o.append(f"{ind}  if ({u} < {total}u) {{")
+                body(u, "", ind + "    ")
+                o.append(f"{ind}  }}")
+            else:
+                body(u, "", ind + "  ")
+            o.append(f"{ind}}}")
+
+    def _tile_compute(self, aoff: str, boff: str, ind: str) -> None:
+        p, o = self.p, self.out
+        tn4, bn4 = p.tn // 4, p.bn // 4
+        if self.a_vec:
+            b4, na = p.bmp // 4, p.tm // 4
+            fmas = self._fmas(lambda i: f"a{i // 4}.{_COMP[i % 4]}", ind + "  ")
+        else:
+            b4, na = p.bmp, p.tm
+            fmas = self._fmas(lambda i: f"a{i}", ind + "  ")
+        for k in range(p.bk):
+            o.append(f"{ind}{{")
+            o += [f"{ind}  let a{q} = As[{aoff}{_u(k * b4 + q)}];" for q in range(na)]
+            o += [f"{ind}  let b{j} = Bs[{boff}{_u(k * bn4 + j * p.wx)}];" for j in range(tn4)]
+            o.append(fmas)
+            o.append(f"{ind}}}")
+
+    def _tiled(self) -> None:
+        p, o = self.p, self.out
+        nk = _cdiv(self.op.K, p.bk)
+        a_step = p.tm // 4 if self.a_vec else p.tm
+        a_row = f"ty * {a_step}u" if a_step > 1 else "ty"
+        if not p.pf:
+            o.append(f"  let ao = {a_row};")
+            o.append(f"  for (var k0 = 0u; k0 < K; k0 = k0 + {p.bk}u) {{")
+            self._tile_loads("a", "    ", "", "all")
+            self._tile_loads("b", "    ", "", "all")
+            o.append("    workgroupBarrier();")
+            self._tile_compute("ao", "tx", "    ")
+            o += ["    workgroupBarrier();", "  }"]
+        else:
+            ua, ub = p.load_units()
+            o += [f"  var pa{e}_{r}: vec4<f32>;" for e in range(ua) for r in range(self.p.a_rows)]
+            o += [f"  var pb{e}_0: vec4<f32>;" for e in range(ub)]
+            a_sz = p.bk * p.bmp // (4 if self.a_vec else 1)
+            b_sz = p.bk * p.bn // 4
+            o.append("  {")
+            o.append("    let k0 = 0u;")
+            self._tile_loads("a", "    ", "", "all")
+            self._tile_loads("b", "    ", "", "all")
+            o += ["  }", "  workgroupBarrier();"]
+            o.append(f"  for (var t = 0u; t < {nk}u; t = t + 1u) {{")
+            o.append("    let cur = t & 1u;")
+            o.append(f"    let k0 = (t + 1u) * {p.bk}u;")
+            o.append(f"    let more = t + 1u < {nk}u;")
+            o.append("    if (more) {")
+            self._tile_loads("a", "      ", "", "load")
+            self._tile_loads("b", "      ", "", "load")
+            o.append("    }")
+            o.append(f"    let ao = cur * {a_sz}u + {a_row};")
+            o.append(f"    let bo = cur * {b_sz}u + tx;")
+            self._tile_compute("ao", "bo", "    ")
+            o.append("    if (more) {")
+            o.append(f"      let na = (1u - cur) * {a_sz}u;")
+            o.append(f"      let nb = (1u - cur) * {b_sz}u;")
+            self._tile_loads("a", "      ", "na + ", "store")
+            self._tile_loads("b", "      ", "nb + ", "store")
+            o.append("    }")
+            o += ["    workgroupBarrier();", "  }"]
+        self._store_tile()
+
+    # ----- SH=0: direct and split-K
+
+    def _k_block(self, kb: str, n: int, ind: str) -> None:
+        """Straight-line code for k = kb .. kb + n - 1 (``kb`` a multiple of 4 when A is vec4)."""
+        p, o, N = self.p, self.out, self.op.N
+        tn4 = p.tn // 4
+        o.append(f"{ind}{{")
+        i2 = ind + "  "
+        o.append(f"{i2}let ka = {kb} / 4u;" if self.va else f"{i2}let ka = {kb};")
+        o.append(f"{i2}let kr = {kb} * {'N4' if self.vb else 'N'};")
+        bstride = N // 4 if self.vb else N
+        if self.va:
+            fmas = [self._fmas(lambda i, c=c: f"a{i}.{c}", i2 + "    ") for c in _COMP]
+        else:
+            fmas = [self._fmas(lambda i: f"a{i}", i2 + "    ")]
+        for k in range(n):
+            if self.va and k % 4 == 0:
+                if k:
+                    o.append(f"{i2}}}")
+                o.append(f"{i2}{{")
+                o += [f"{i2}  let a{i} = A[ar{i} + ka{_u(k // 4)}];" for i in range(p.tm)]
+            elif not self.va:
+                if k:
+                    o.append(f"{i2}}}")
+                o.append(f"{i2}{{")
+                o += [f"{i2}  let a{i} = A[ar{i} + ka{_u(k)}];" for i in range(p.tm)]
+            o.append(f"{i2}  {{")
+            if self.vb:
+                o += [f"{i2}    let b{j} = B[kr + bc{j}{_u(k * bstride)}];" for j in range(tn4)]
+            else:
+                o += [f"{i2}    let b{j} = vec4<f32>({', '.join(f'B[kr + bc{j}_{c}{_u(k * bstride)}]' for c in range(4))});"
+                      for j in range(tn4)]
+            o.append(fmas[k % 4] if self.va else fmas[0])
+            o.append(f"{i2}  }}")
+        if n:
+            o.append(f"{i2}}}")
+        o.append(f"{ind}}}")
+
+    def _direct(self) -> None:
+        p, o, op = self.p, self.out, self.op
+        M, N, K = op.M, op.N, op.K
+        tn4 = p.tn // 4
+        for i in range(p.tm):
+            r = f"row0 + ty * {p.tm}u{_u(i)}" if not p.ks else f"row0{_u(i)}"
+            r = f"min({r}, {M - 1}u)" if self.gm else r
+            o.append(f"  let ar{i} = {self.ab}({r}) * {'K4' if self.va else 'K'};")
+        for j in range(tn4):
+            c4 = f"c40 + tx{_u(j * p.wx)}"
+            if self.vb:
+                o.append(f"  let bc{j} = {self.bb}{f'min({c4}, {N // 4 - 1}u)' if self.gn else c4};")
+            else:
+                o += [f"  let bc{j}_{c} = {self.bb}min(({c4}) * 4u{_u(c)}, {N - 1}u);" for c in range(4)]
+        kmain, rem = K - K % p.bk, K % p.bk
+        if p.ks:
+            if kmain:
+                o.append(f"  for (var kb = ty * {p.bk}u; kb < {kmain}u; kb = kb + {p.wy * p.bk}u) {{")
+                self._k_block("kb", p.bk, "    ")
+                o.append("  }")
+            if rem:
+                o.append(f"  if (ty == {(kmain // p.bk) % p.wy}u) {{")
+                self._k_block(f"{kmain}u", rem, "    ")
+                o.append("  }")
+            self._reduce()
+            return
+        if kmain:
+            o.append(f"  for (var kb = 0u; kb < {kmain}u; kb = kb + {p.bk}u) {{")
+            self._k_block("kb", p.bk, "    ")
+            o.append("  }")
+        if rem:
+            self._k_block(f"{kmain}u", rem, "  ")
+        self._store_tile()
+
+    def _reduce(self) -> None:
+        """Split-K epilogue: partial sums -> workgroup memory, then each thread adds up WY partials
+        of some outputs and stores them."""
+        p, o = self.p, self.out
+        tn4 = p.tn // 4
+        plane = p.nt  # one (i, j) accumulator of every thread
+        o += [f"  red[tid{_u((i * tn4 + j) * plane)}] = acc_{i}_{j};" for i in range(p.tm) for j in range(tn4)]
+        o.append("  workgroupBarrier();")
+        outs = p.tm * tn4 * p.wx
+        for n in range(_cdiv(outs, p.nt)):
+            u = f"tid{_u(n * p.nt)}"
+            guarded = (n + 1) * p.nt > outs
+            o.append(f"  if ({u} < {outs}u) {{" if guarded else "  {")
+            o.append(f"    let ij = ({u}) / {p.wx}u;")
+            o.append(f"    let ox = ({u}) % {p.wx}u;")
+            o.append(f"    let base = ij * {plane}u + ox;")
+            o.append("    let s = " + " + ".join(f"red[base{_u(y * p.wx)}]" for y in range(p.wy)) + ";")
+            o.append(f"    let sr = row0 + ij / {tn4}u;")
+            o.append(f"    let sc = c40 + ox + (ij % {tn4}u) * {p.wx}u;")
+            self._store("sr", "sc", "s", "    ")
+            o.append("  }")
