@@ -8,13 +8,13 @@ from typing import Any
 
 from jit_core.ops import MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
+from jit_core.templates import TEMPLATES
 
 from .devices import DeviceSpec, find_device
 from .errors import ConfigError
 from .reader import Reader, load_yaml
 
 STRATEGIES = ("exhaustive",)
-TEMPLATES = ("matmul-wgsl",)
 BASELINES = ("tfjs-webgpu",)
 
 
@@ -134,7 +134,7 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
 
     t = r.sub("tuner")
     tuner = TunerSpec(
-        template=t.get("template", str, "matmul-wgsl", choices=TEMPLATES),
+        template=t.get("template", str, "matmul-wgsl", choices=sorted(TEMPLATES)),
         strategy=t.get("strategy", str, "exhaustive", choices=STRATEGIES),
         budget_s=t.positive("budget_s", float, 30.0),
         max_evals=t.positive("max_evals", int, None),
