@@ -68,15 +68,15 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
     store.write_manifest(initial_manifest(exp, run_id))
     t_start = time.perf_counter()
     console.print(f"[bold]run {run_id}[/] · {len(exp.jobs())} jobs on {len(exp.devices)} device(s) · results in {run_dir}")
-    _init_ray(exp, options.address)
-    here = ray.get_runtime_context().get_node_id()
-    agg = ray.remote(num_cpus=0, max_concurrency=1)(Aggregator).options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(run_dir.resolve()))
     workers: dict[str, Any] = {}
     device_info: dict[str, dict[str, Any]] = {}
     summaries: list[dict[str, Any]] = []
     status = "failed"
     try:
+        _init_ray(exp, options.address)
+        here = ray.get_runtime_context().get_node_id()
+        agg = ray.remote(num_cpus=0, max_concurrency=1)(Aggregator).options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(run_dir.resolve()))
         worker_cls = ray.remote(num_cpus=0, max_concurrency=1, max_restarts=0)(DeviceWorker)
         for dev in exp.devices:
             workers[dev.id] = worker_cls.options(resources={f"device:{dev.id}": 1}).remote(dev, exp, run_id, agg)
@@ -134,5 +134,6 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
                 pass
         wall_s = time.perf_counter() - t_start
         store.update_manifest(status=status, wall_s=wall_s, devices=device_info)
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
     return RunOutcome(run_id, run_dir, summaries, device_info, wall_s)
