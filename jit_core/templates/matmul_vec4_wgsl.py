@@ -139,7 +139,7 @@ class MatmulVec4WGSL:
     change to the generated code."""
 
     name = "matmul-wgsl-vec4"
-    version = "1"
+    version = "2"  # 2: unused col0 dropped (the H200 figures in bench/results were made with 1)
     backend = "webgpu"
     op_kind = "matmul"
 
@@ -251,8 +251,9 @@ class MatmulVec4WGSL:
     def prior(self, op: MatMul, caps: DeviceCaps):
         """Score (lower first). GPUs: tiled, 16x8 workgroup, 8x8 micro-tile, BK 16 (PLATFORM.md's
         best on an H200), prefetch a close second; skinny M: split-K first. CPU adapters (measured
-        on lavapipe): direct, 8x8 micro-tiles, few threads. Both: little padding waste and enough
-        workgroups to keep the device busy, which puts smaller tiles first for small problems."""
+        on lavapipe at 256^3 and 128x768x768): direct kernels with 8x8 micro-tiles first. Both:
+        little padding waste and enough workgroups to keep the device busy, which puts smaller
+        tiles first for small problems."""
         cpu = caps.is_cpu
         skinny = op.M <= SKINNY_M
         target_wg = 8 if cpu else 128
@@ -315,6 +316,8 @@ class _Gen:
         self.gm, self.gn = M % p.bm != 0, N % p.bn != 0
         self.gk = p.sh == 1 and K % p.bk != 0
         self.a_vec = p.a_rows == 4  # tiled: As holds vec4 (4 rows of one k)
+        # batch item offsets (in elements of each binding's type), prefixed to every index
+        self.ab, self.bb, self.cb = ("a_base + ", "b_base + ", "c_base + ") if op.batch > 1 else ("", "", "")
         self.out: list[str] = []
 
     # ----- pieces shared by the kernels
@@ -349,14 +352,12 @@ class _Gen:
             "  let ty = lid.y;",
             f"  let tid = ty * {p.wx}u + tx;",
             f"  let row0 = wg.y * {p.bm}u;",
-            f"  let col0 = wg.x * {p.bn}u;",
             f"  let c40 = wg.x * {p.bn // 4}u;",
         ]
         if op.batch > 1:
             sa, sb = (4 if self.va else 1), (4 if self.vb else 1)
             o += [f"  let a_base = wg.z * {M * K // sa}u;", f"  let b_base = wg.z * {K * N // sb}u;",
                   f"  let c_base = wg.z * {M * N // sb}u;"]
-        self.ab, self.bb, self.cb = ("a_base + ", "b_base + ", "c_base + ") if op.batch > 1 else ("", "", "")
         o += [f"  var acc_{i}_{j} = vec4<f32>(0.0);" for i in range(p.tm) for j in range(p.tn // 4)]
         if p.sh:
             self._tiled()
