@@ -8,23 +8,11 @@ import time
 
 import pytest
 
-from jit_core.caps import DeviceCaps
 from jit_core.ops import MatMul
 from jit_core.space import SOURCES, Config
 from jit_core.templates.matmul_gemv_wgsl import MAX_ROWS, MatmulGemvWGSL
+from tests.caps_profiles import COMPAT, NVIDIA, SWIFTSHADER
 
-SWIFTSHADER = DeviceCaps.from_probe({
-    "adapter": {"vendor": "google", "architecture": "swiftshader", "isFallbackAdapter": True},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 256, "maxComputeWorkgroupStorageSize": 32768,
-               "maxComputeWorkgroupSizeX": 256, "maxComputeWorkgroupSizeY": 256, "maxComputeWorkgroupSizeZ": 64},
-})
-NVIDIA = DeviceCaps.from_probe({
-    "adapter": {"vendor": "nvidia", "architecture": "hopper", "device": "NVIDIA H200"},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 1024, "maxComputeWorkgroupStorageSize": 49152,
-               "maxComputeWorkgroupSizeX": 1024, "maxComputeWorkgroupSizeY": 1024, "maxComputeWorkgroupSizeZ": 64,
-               "maxStorageBufferBindingSize": 2147483647},
-})
-COMPAT = DeviceCaps.from_probe({"adapter": {"vendor": "google", "featureLevel": "compatibility"}})
 
 T = MatmulGemvWGSL()
 DECODE = [MatMul(1, 4096, 4096), MatMul(1, 768, 3072), MatMul(8, 1000, 300), MatMul(4, 4096, 4096)]

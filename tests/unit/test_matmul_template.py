@@ -6,27 +6,11 @@ import time
 
 import pytest
 
-from jit_core.caps import DeviceCaps
 from jit_core.ops import MatMul
 from jit_core.space import Config
 from jit_core.templates import TEMPLATES, MatmulWGSL, get_template
+from tests.caps_profiles import COMPAT, LLVMPIPE, NVIDIA, SWIFTSHADER
 
-SWIFTSHADER = DeviceCaps.from_probe({
-    "adapter": {"vendor": "google", "architecture": "swiftshader", "isFallbackAdapter": True},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 256, "maxComputeWorkgroupStorageSize": 32768,
-               "maxComputeWorkgroupSizeX": 256, "maxComputeWorkgroupSizeY": 256, "maxComputeWorkgroupSizeZ": 64},
-})
-LLVMPIPE = DeviceCaps.from_probe({
-    "adapter": {"vendor": "llvmpipe", "device": "llvmpipe (LLVM 15.0.6, 256 bits)"},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 1024, "maxComputeWorkgroupStorageSize": 32768,
-               "maxComputeWorkgroupSizeX": 1024, "maxComputeWorkgroupSizeY": 1024, "maxComputeWorkgroupSizeZ": 1024},
-})
-NVIDIA = DeviceCaps.from_probe({
-    "adapter": {"vendor": "nvidia", "architecture": "hopper", "device": "NVIDIA H200"},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 1024, "maxComputeWorkgroupStorageSize": 49152,
-               "maxComputeWorkgroupSizeX": 1024, "maxComputeWorkgroupSizeY": 1024, "maxComputeWorkgroupSizeZ": 64},
-})
-COMPAT = DeviceCaps.from_probe({"adapter": {"vendor": "google", "featureLevel": "compatibility"}})
 
 SHAPES = [MatMul(128, 128, 128), MatMul(1, 768, 3072), MatMul(127, 129, 65), MatMul(33, 17, 9), MatMul(64, 32, 48, batch=2)]
 T = MatmulWGSL()

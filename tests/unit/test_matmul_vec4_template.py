@@ -7,28 +7,11 @@ import time
 
 import pytest
 
-from jit_core.caps import DeviceCaps
 from jit_core.ops import MatMul
 from jit_core.space import SOURCES, Config
 from jit_core.templates.matmul_vec4_wgsl import NNJIT_MAX_THREADS, MatmulVec4WGSL, render_wgsl
+from tests.caps_profiles import ALL_CAPS, COMPAT, LLVMPIPE, NVIDIA, SWIFTSHADER
 
-SWIFTSHADER = DeviceCaps.from_probe({
-    "adapter": {"vendor": "google", "architecture": "swiftshader", "isFallbackAdapter": True},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 256, "maxComputeWorkgroupStorageSize": 32768,
-               "maxComputeWorkgroupSizeX": 256, "maxComputeWorkgroupSizeY": 256, "maxComputeWorkgroupSizeZ": 64},
-})
-LLVMPIPE = DeviceCaps.from_probe({
-    "adapter": {"vendor": "llvmpipe", "device": "llvmpipe (LLVM 15.0.6, 256 bits)"},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 1024, "maxComputeWorkgroupStorageSize": 32768,
-               "maxComputeWorkgroupSizeX": 1024, "maxComputeWorkgroupSizeY": 1024, "maxComputeWorkgroupSizeZ": 1024},
-})
-NVIDIA = DeviceCaps.from_probe({
-    "adapter": {"vendor": "nvidia", "architecture": "hopper", "device": "NVIDIA H200"},
-    "limits": {"maxComputeInvocationsPerWorkgroup": 1024, "maxComputeWorkgroupStorageSize": 49152,
-               "maxComputeWorkgroupSizeX": 1024, "maxComputeWorkgroupSizeY": 1024, "maxComputeWorkgroupSizeZ": 64},
-})
-COMPAT = DeviceCaps.from_probe({"adapter": {"vendor": "google", "featureLevel": "compatibility"}})
-ALL_CAPS = [SWIFTSHADER, LLVMPIPE, NVIDIA, COMPAT]
 CAPS_IDS = ["swiftshader", "llvmpipe", "nvidia", "compat"]
 
 SHAPES = [
