@@ -38,7 +38,7 @@ from jit_core.ops import MatMul  # noqa: E402
 from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
 from jit_core.reference import check_outputs, check_positions  # noqa: E402
 from jit_core.space import Config  # noqa: E402
-from jit_core.templates import TEMPLATES, get_template  # noqa: E402
+from jit_core.templates import TEMPLATES, MatmulVec4WGSL, get_template  # noqa: E402
 from jit_core.tuner import TrialRecord, TuneOptions, tune  # noqa: E402
 
 # (label, M, N, K). Transformer layers: BART-base d=768/FFN 3072, T5-small d=512/FFN 2048,
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed runs per candidate; raise it on GPUs that clock down when idle")
     p.add_argument("--min-sample-ms", type=float, default=5.0)
+    p.add_argument("--max-threads", type=int, default=None,
+                   help="lift nnJIT's 256-thread cap of matmul-wgsl-vec4 to this (up to the adapter's limit)")
     p.add_argument("--cublas", action="store_true", help="time torch.matmul fp32 (TF32 off) in the same run")
     p.add_argument("--results-dir", default=str(ROOT / "results"))
     p.add_argument("--summary", default=None, help="also write the table as Markdown here")
@@ -214,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             shape_best: list[tuple[float, float | None, str]] = []
             for name in args.templates.split(","):
                 tpl = get_template(name)
+                if args.max_threads and name == MatmulVec4WGSL.name:
+                    tpl = MatmulVec4WGSL(max_threads=args.max_threads)
                 if len(tpl.space(op, ctx.caps)) == 0:
                     continue  # the template does not apply to this shape (e.g. GEMV for M > 8)
                 job_id = f"{device.id}/{op.key()}/{name}"
