@@ -41,3 +41,11 @@ def lavapipe_driver():
         yield drv
     finally:
         drv.close()
+
+
+@pytest.fixture(scope="session")
+def lavapipe_caps(lavapipe_driver):
+    """DeviceCaps of the session's lavapipe device, from its probe."""
+    from jit_core.caps import DeviceCaps
+
+    return DeviceCaps.from_probe(lavapipe_driver.probe())

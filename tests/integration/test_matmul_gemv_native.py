@@ -12,26 +12,14 @@ import pytest
 
 from jit_core.caps import DeviceCaps
 from jit_core.ops import MatMul
-from jit_core.protocol import MeasureSpec, make_batch
-from jit_core.reference import check_outputs, check_positions
 from jit_core.space import Config
 from jit_core.templates.matmul_gemv_wgsl import MatmulGemvWGSL
+from tests.template_checks import assert_all_correct
 
 pytestmark = pytest.mark.native
 
 SEED = 5
-ONE_RUN = MeasureSpec(warmup=0, samples=1, min_sample_ms=0.0, max_reps=1)
 T = MatmulGemvWGSL()
-
-
-@pytest.fixture(scope="module")
-def driver(lavapipe_driver):
-    return lavapipe_driver
-
-
-@pytest.fixture(scope="module")
-def caps(driver) -> DeviceCaps:
-    return DeviceCaps.from_probe(driver.probe())
 
 
 def covering_sample(configs: list[Config]) -> list[Config]:
@@ -57,54 +45,37 @@ def gpu_like(caps: DeviceCaps) -> DeviceCaps:
                                is_fallback=False)
 
 
-def assert_all_correct(driver, op: MatMul, configs: list[Config], *, count: int = 0) -> None:
-    positions = check_positions(op, count, SEED)
-    failures = []
-    for start in range(0, len(configs), 16):
-        chunk = configs[start : start + 16]
-        kernels = [(f"c{start + i}", T.render(op, c)) for i, c in enumerate(chunk)]
-        batch = make_batch(op, kernels, seed=SEED, measure=ONE_RUN, check_positions=positions)
-        for c, res in zip(chunk, driver.run_batch(batch)):
-            if not res.ok:
-                failures.append(f"{c.key()}: {res.error_class}: {(res.error or '')[:300]}")
-                continue
-            check = check_outputs(op, SEED, positions, res.values)
-            if not check.ok:
-                failures.append(f"{c.key()}: wrong result: {check.message}")
-    assert not failures, f"{len(failures)} of {len(configs)} configs failed on {op.key()}:\n" + "\n".join(failures)
-
-
 @pytest.mark.parametrize(
     "op",
     [MatMul(1, 64, 64), MatMul(3, 37, 50), MatMul(1, 32, 40, batch=2)],
     ids=lambda op: op.shape_str(),
 )
-def test_every_config_is_correct_at_every_position(driver, caps, op):
-    configs = list(T.space(op, caps))
+def test_every_config_is_correct_at_every_position(lavapipe_driver, lavapipe_caps, op):
+    configs = list(T.space(op, lavapipe_caps))
     assert len(configs) >= 8
-    assert_all_correct(driver, op, configs)
+    assert_all_correct(lavapipe_driver, T, op, configs, seed=SEED)
 
 
-def test_ragged_shape_covers_scalar_path_k_tail_and_overhanging_workgroups(driver, caps):
+def test_ragged_shape_covers_scalar_path_k_tail_and_overhanging_workgroups(lavapipe_driver, lavapipe_caps):
     """3x37x50: N % 4 != 0 (scalar columns), K % (WK*KU) != 0 for most configs (tail loop), and
     every workgroup wider than N. Checked at every position by the test above; here we make sure
     the space really exercises those paths."""
     op = MatMul(3, 37, 50)
-    configs = list(T.space(op, caps))
+    configs = list(T.space(op, lavapipe_caps))
     assert {c["VN"] for c in configs} == {1, 2, 4}
     assert any(op.K % (c["WK"] * c["KU"]) for c in configs)
     assert all(c["WX"] * c["VN"] > 0 for c in configs) and any(c["WX"] * c["VN"] > op.N for c in configs)
-    assert_all_correct(driver, MatMul(2, 5, 3), list(T.space(MatMul(2, 5, 3), caps)))
+    assert_all_correct(lavapipe_driver, T, MatMul(2, 5, 3), list(T.space(MatMul(2, 5, 3), lavapipe_caps)), seed=SEED)
 
 
-def test_off_space_configs_render_correct_kernels(driver):
+def test_off_space_configs_render_correct_kernels(lavapipe_driver):
     """render() is correct beyond the space too: scalar columns on a vec4-able shape, K smaller
     than one workgroup step, A rows not vec4-aligned, non-power-of-2 WX/WK/KU, WK=256."""
     op = MatMul(5, 44, 7, batch=2)
     configs = [Config(VN=1, WX=16, WK=4, KU=2), Config(VN=4, WX=8, WK=16, KU=4), Config(VN=8, WX=4, WK=2, KU=8),
                Config(VN=4, WX=64, WK=1, KU=8), Config(VN=2, WX=1, WK=3, KU=1), Config(VN=4, WX=1, WK=256, KU=1),
                Config(VN=8, WX=3, WK=12, KU=3)]
-    assert_all_correct(driver, op, configs)
+    assert_all_correct(lavapipe_driver, T, op, configs, seed=SEED)
 
 
 @pytest.mark.parametrize(
@@ -112,21 +83,21 @@ def test_off_space_configs_render_correct_kernels(driver):
     [MatMul(1, 768, 3072), MatMul(8, 1000, 300)],
     ids=lambda op: op.shape_str(),
 )
-def test_covering_sample_is_correct_on_decode_shapes(driver, caps, op):
+def test_covering_sample_is_correct_on_decode_shapes(lavapipe_driver, lavapipe_caps, op):
     """Every parameter value and reduction path, of the CPU space (lavapipe) and of the GPU space
     (wide K splits, narrow workgroups), at 64 spread positions plus the edges."""
-    assert not gpu_like(caps).is_cpu
-    cpu, gpu = list(T.space(op, caps)), list(T.space(op, gpu_like(caps)))
+    assert not gpu_like(lavapipe_caps).is_cpu
+    cpu, gpu = list(T.space(op, lavapipe_caps)), list(T.space(op, gpu_like(lavapipe_caps)))
     configs = list(dict.fromkeys(covering_sample(cpu) + covering_sample(gpu)))
     assert {c["WK"] for c in configs} == {c["WK"] for c in cpu + gpu} and max(c["WK"] for c in configs) == 128
     assert len(configs) <= 16  # one batch: inputs are generated once per batch
-    assert_all_correct(driver, op, configs, count=64)
+    assert_all_correct(lavapipe_driver, T, op, configs, count=64, seed=SEED)
 
 
-def test_llama_decode_shape_is_correct_for_the_gpu_space_and_the_cpu_pick(driver, caps):
+def test_llama_decode_shape_is_correct_for_the_gpu_space_and_the_cpu_pick(lavapipe_driver, lavapipe_caps):
     """1x4096x4096 (64 MiB of B, ~0.3-1 s per config on lavapipe): the GPU space's covering sample
     and the first config of lavapipe's own space."""
     op = MatMul(1, 4096, 4096)
-    configs = list(dict.fromkeys([T.space(op, caps).configs[0], *covering_sample(list(T.space(op, gpu_like(caps))))]))
+    configs = list(dict.fromkeys([T.space(op, lavapipe_caps).configs[0], *covering_sample(list(T.space(op, gpu_like(lavapipe_caps))))]))
     assert {c["WK"] for c in configs} >= {1, 64, 128}
-    assert_all_correct(driver, op, configs, count=64)
+    assert_all_correct(lavapipe_driver, T, op, configs, count=64, seed=SEED)

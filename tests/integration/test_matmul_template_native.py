@@ -6,29 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from jit_core.caps import DeviceCaps
 from jit_core.ops import MatMul
-from jit_core.protocol import MeasureSpec, make_batch
-from jit_core.reference import check_outputs, check_positions
+from jit_core.protocol import MeasureSpec
 from jit_core.space import Config
 from jit_core.templates import MatmulWGSL
 from jit_core.tuner import TuneOptions, tune
+from tests.template_checks import assert_all_correct
 
 pytestmark = pytest.mark.native
 
 SEED = 3
-ONE_RUN = MeasureSpec(warmup=0, samples=1, min_sample_ms=0.0, max_reps=1)
 T = MatmulWGSL()
-
-
-@pytest.fixture(scope="module")
-def driver(lavapipe_driver):
-    return lavapipe_driver
-
-
-@pytest.fixture(scope="module")
-def caps(driver) -> DeviceCaps:
-    return DeviceCaps.from_probe(driver.probe())
 
 
 def with_gpu_variants(configs: list[Config]) -> list[Config]:
@@ -49,28 +37,11 @@ def covering_sample(configs: list[Config]) -> list[Config]:
     return list(picked)
 
 
-def assert_all_correct(driver, op: MatMul, configs: list[Config], *, every_position: bool = True) -> None:
-    positions = check_positions(op, 0 if every_position else 256, SEED)
-    failures = []
-    for start in range(0, len(configs), 16):
-        chunk = configs[start : start + 16]
-        kernels = [(f"c{start + i}", T.render(op, c)) for i, c in enumerate(chunk)]
-        batch = make_batch(op, kernels, seed=SEED, measure=ONE_RUN, check_positions=positions)
-        for c, res in zip(chunk, driver.run_batch(batch)):
-            if not res.ok:
-                failures.append(f"{c.key()}: {res.error_class}: {(res.error or '')[:300]}")
-                continue
-            check = check_outputs(op, SEED, positions, res.values)
-            if not check.ok:
-                failures.append(f"{c.key()}: wrong result: {check.message}")
-    assert not failures, f"{len(failures)} of {len(configs)} configs failed on {op.key()}:\n" + "\n".join(failures)
-
-
-def test_every_config_of_a_tiny_ragged_shape_is_correct(driver, caps):
+def test_every_config_of_a_tiny_ragged_shape_is_correct(lavapipe_driver, lavapipe_caps):
     op = MatMul(33, 17, 9)
-    configs = with_gpu_variants(list(T.space(op, caps)))
+    configs = with_gpu_variants(list(T.space(op, lavapipe_caps)))
     assert len(configs) >= 90
-    assert_all_correct(driver, op, configs)
+    assert_all_correct(lavapipe_driver, T, op, configs, seed=SEED)
 
 
 @pytest.mark.parametrize(
@@ -78,30 +49,30 @@ def test_every_config_of_a_tiny_ragged_shape_is_correct(driver, caps):
     [MatMul(127, 129, 65), MatMul(64, 32, 48, batch=2)],
     ids=lambda op: op.shape_str(),
 )
-def test_every_tile_shape_and_code_path_is_correct(driver, caps, op):
-    configs = covering_sample(list(T.space(op, caps)))
+def test_every_tile_shape_and_code_path_is_correct(lavapipe_driver, lavapipe_caps, op):
+    configs = covering_sample(list(T.space(op, lavapipe_caps)))
     assert {c["SH"] for c in configs} == {0, 1} and {c["TM"] for c in configs} == {1, 2, 4, 8}
     assert {c["UK"] for c in configs} == {0, 1}
-    assert_all_correct(driver, op, configs)
+    assert_all_correct(lavapipe_driver, T, op, configs, seed=SEED)
 
 
 @pytest.mark.slow
-def test_m1_gemv_shape_configs_are_correct(driver, caps):
+def test_m1_gemv_shape_configs_are_correct(lavapipe_driver, lavapipe_caps):
     op = MatMul(1, 768, 3072)
-    configs = covering_sample(list(T.space(op, caps)))
+    configs = covering_sample(list(T.space(op, lavapipe_caps)))
     assert {c["BM"] for c in configs} == {16}
-    assert_all_correct(driver, op, configs)
+    assert_all_correct(lavapipe_driver, T, op, configs, seed=SEED)
 
 
-def test_tuner_end_to_end_on_lavapipe_picks_a_checked_winner(driver, caps):
+def test_tuner_end_to_end_on_lavapipe_picks_a_checked_winner(lavapipe_driver, lavapipe_caps):
     op = MatMul(64, 64, 64)
     measure = MeasureSpec(warmup=1, samples=3, min_sample_ms=1.0, max_reps=16)
     seen = []
-    res = tune(op, T, caps, driver, options=TuneOptions(max_evals=6, batch_size=3, measure=measure), on_trial=seen.append)
+    res = tune(op, T, lavapipe_caps, lavapipe_driver, options=TuneOptions(max_evals=6, batch_size=3, measure=measure), on_trial=seen.append)
     assert res.stopped == "eval-budget" and len(res.trials) == 6 and seen == res.trials
     assert all(t.ok and t.check_ok for t in res.trials), [t.error for t in res.trials if not t.ok]
     assert res.best is not None and res.best.median_ms == min(t.median_ms for t in res.trials)
-    assert res.caps_fingerprint == caps.fingerprint() and len(res.best.samples_ms) == 3
+    assert res.caps_fingerprint == lavapipe_caps.fingerprint() and len(res.best.samples_ms) == 3
 
 
 @pytest.mark.slow
@@ -111,9 +82,9 @@ def test_tuner_end_to_end_on_lavapipe_picks_a_checked_winner(driver, caps):
      (MatMul(33, 17, 9), True), (MatMul(64, 32, 48, batch=2), True)],
     ids=lambda v: v.shape_str() if isinstance(v, MatMul) else ("with-gpu-twins" if v else "device-space"),
 )
-def test_whole_space_is_correct(driver, caps, op, gpu_twins):
+def test_whole_space_is_correct(lavapipe_driver, lavapipe_caps, op, gpu_twins):
     """The device's whole space; for the ragged shapes also every GPU-class (UK=1) twin (llvmpipe
     compiles the unrolled kernels slowly, so not for the big even shapes)."""
-    configs = list(T.space(op, caps))
+    configs = list(T.space(op, lavapipe_caps))
     configs = with_gpu_variants(configs) if gpu_twins else configs
-    assert_all_correct(driver, op, configs, every_position=op.output_size() <= 20000)
+    assert_all_correct(lavapipe_driver, T, op, configs, count=0 if op.output_size() <= 20000 else 256, seed=SEED)
