@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from farm.config.devices import find_device  # noqa: E402
 from farm.drivers import make_driver  # noqa: E402
-from farm.scheduler.job import DeviceContext  # noqa: E402
+from farm.scheduler.job import DeviceContext, trial_row  # noqa: E402
 from farm.scheduler.manifest import git_state, new_run_id, package_versions  # noqa: E402
 from farm.store.parquet import ParquetStore  # noqa: E402
 from jit_core.ops import MatMul  # noqa: E402
@@ -224,15 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows: list[dict[str, Any]] = []
 
                 def on_trial(rec: TrialRecord) -> None:
-                    rows.append({**common, "job_id": job_id, "ts": time.time(), "template": tpl.name,
-                                 "template_version": tpl.version, "strategy": "exhaustive",
-                                 "trial_index": rec.index, "config": rec.config_key, "ok": rec.ok,
-                                 "check_ok": rec.check_ok, "error_class": rec.error_class, "error": rec.error,
-                                 "compile_ms": rec.compile_ms, "first_run_ms": rec.first_run_ms,
-                                 "samples_ms": list(rec.samples_ms), "median_ms": rec.median_ms, "reps": rec.reps,
-                                 "timer_kind": rec.timer_kind, "timer_resolution_ms": rec.timer_resolution_ms,
-                                 "max_abs_err": rec.max_abs_err, "elapsed_s": rec.elapsed_s,
-                                 "best_so_far_ms": rec.best_so_far_ms})
+                    rows.append(trial_row({**common, "job_id": job_id, "ts": time.time()}, rec, tpl, "exhaustive"))
                     if len(rows) >= 16:
                         store.append("trials", rows[:])
                         rows.clear()

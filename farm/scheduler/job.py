@@ -62,6 +62,19 @@ def _median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def trial_row(common: dict[str, Any], rec: TrialRecord, template: Any, strategy: str) -> dict[str, Any]:
+    """A ``trials`` table row (farm/store/schema.py) for one tuning candidate."""
+    return {
+        **common, "template": template.name, "template_version": template.version,
+        "strategy": strategy, "trial_index": rec.index, "config": rec.config_key,
+        "ok": rec.ok, "check_ok": rec.check_ok, "error_class": rec.error_class, "error": rec.error,
+        "compile_ms": rec.compile_ms, "first_run_ms": rec.first_run_ms,
+        "samples_ms": list(rec.samples_ms or []), "median_ms": rec.median_ms, "reps": rec.reps,
+        "timer_kind": rec.timer_kind, "timer_resolution_ms": rec.timer_resolution_ms,
+        "max_abs_err": rec.max_abs_err, "elapsed_s": rec.elapsed_s, "best_so_far_ms": rec.best_so_far_ms,
+    }
+
+
 class JobRunner:
     """Runs jobs of one experiment on one opened device, emitting records as they are made.
 
@@ -138,15 +151,7 @@ class JobRunner:
         return summary
 
     def _trial_row(self, job: JobSpec, rec: TrialRecord, template: Any) -> dict[str, Any]:
-        return {
-            **self._common(job), "template": template.name, "template_version": template.version,
-            "strategy": self.exp.tuner.strategy, "trial_index": rec.index, "config": rec.config_key,
-            "ok": rec.ok, "check_ok": rec.check_ok, "error_class": rec.error_class, "error": rec.error,
-            "compile_ms": rec.compile_ms, "first_run_ms": rec.first_run_ms,
-            "samples_ms": list(rec.samples_ms or []), "median_ms": rec.median_ms, "reps": rec.reps,
-            "timer_kind": rec.timer_kind, "timer_resolution_ms": rec.timer_resolution_ms,
-            "max_abs_err": rec.max_abs_err, "elapsed_s": rec.elapsed_s, "best_so_far_ms": rec.best_so_far_ms,
-        }
+        return trial_row(self._common(job), rec, template, self.exp.tuner.strategy)
 
     def _compare(self, job: JobSpec, template: Any, best: TrialRecord) -> None:
         """Winner and baselines, interleaved A B A B, same page, same inputs, wall clock."""
