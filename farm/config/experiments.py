@@ -8,24 +8,32 @@ from typing import Any
 
 from jit_core.ops import MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
+from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
 from jit_core.templates import TEMPLATES
 
 from .devices import DeviceSpec, find_device
 from .errors import ConfigError
 from .reader import Reader, load_yaml
 
-STRATEGIES = ("exhaustive",)
+STRATEGIES = tuple(_SEARCH_STRATEGIES)  # exhaustive, random, successive-halving, hill-climb
 BASELINES = ("tfjs-webgpu",)
 
 
 @dataclass(frozen=True)
 class TunerSpec:
+    """How each op is tuned. ``cache``: the kernel cache file, 'auto' (``<results-dir>/kernel-cache.json``,
+    resolved when the run starts), 'off', or a path (relative to the working directory); on a hit
+    for the same device only ``cache_retime`` cached configs (winner first) are timed again; a
+    device of the same vendor and architecture starts its search from them."""
+
     template: str = "matmul-wgsl"
     strategy: str = "exhaustive"
     budget_s: float = 30.0
     max_evals: int | None = None
     batch_size: int = 8
     check_count: int = 64
+    cache: str = "auto"
+    cache_retime: int = 3
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,15 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
     return label or op.shape_str(), op
 
 
+def _cache_setting(t: Reader) -> str:
+    raw = t.get("cache", (str, bool), "auto")  # YAML reads a bare `off` as false
+    if isinstance(raw, bool):
+        return "auto" if raw else "off"
+    if not raw.strip():
+        raise t.error("cache", "empty cache setting", "use 'auto', 'off' or a file path such as results/kernel-cache.json")
+    return raw
+
+
 def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSpec:
     """Load and validate an experiment and every device it names. Raises ConfigError (naming file,
     key and fix) before anything runs. ``devices_dir`` defaults to the experiment's
@@ -140,6 +157,8 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         max_evals=t.positive("max_evals", int, None),
         batch_size=t.positive("batch_size", int, 8),
         check_count=t.get("check_count", int, 64),
+        cache=_cache_setting(t),
+        cache_retime=t.positive("cache_retime", int, 3),
     )
     t.finish()
     m = r.sub("measure")
