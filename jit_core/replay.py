@@ -1,8 +1,9 @@
 """Recorded device timings, and a runner that replays them in-process (Kernel Tuner's simulation mode).
 
-``record_space`` times every config of a template's space on a real device, one candidate per
-round trip so that each config's wall time (compile, setup, warm-up, calibration, samples) is its
-own. The ``Recording`` is plain JSON. ``ReplayRunner`` answers batches from a recording: the
+``record_space`` times every config of a template's space on a real device in batches, as the
+tuner does, and splits each batch's wall time between its candidates: each gets its own device
+work (compile, warm-up and first run, calibration, samples) plus an equal share of the rest (batch
+setup, readback, driver overhead). The ``Recording`` is plain JSON. ``ReplayRunner`` answers batches from a recording: the
 recorded samples (cycled, so a config timed again gets other samples), the recorded failures, and
 a simulated device clock that advances by each candidate's recorded wall time, scaled to the
 number of samples asked. Strategies are then compared on real timings without the device, and the
@@ -32,7 +33,7 @@ FORMAT_VERSION = 1
 class RecordedConfig:
     """One config as the device answered it: ``ok`` (compiled, ran, passed the check), its error
     class otherwise, per-dispatch ``samples_ms`` with ``reps`` dispatches per sample, and
-    ``wall_s``: the round trip of this candidate alone."""
+    ``wall_s``: its device seconds (its own work plus its share of its batch's overhead)."""
 
     ok: bool
     error_class: str | None
@@ -105,18 +106,37 @@ class Recording:
 
 
 def record_space(op: OpSpec, template: Template | str, caps: DeviceCaps, runner: Runner, *,
-                 measure: MeasureSpec = MeasureSpec(), seed: int = 1, check_count: int = 64) -> Recording:
-    """Time every config of the space on ``runner``'s device, one candidate per round trip."""
+                 measure: MeasureSpec = MeasureSpec(), seed: int = 1, check_count: int = 64,
+                 batch_size: int = 8) -> Recording:
+    """Time every config of the space on ``runner``'s device, ``batch_size`` per round trip."""
     tpl = get_template(template) if isinstance(template, str) else template
-    options = TuneOptions(strategy="exhaustive", budget_s=1e9, batch_size=1, seed=seed, measure=measure,
+    options = TuneOptions(strategy="exhaustive", budget_s=1e9, batch_size=batch_size, seed=seed, measure=measure,
                           check_count=check_count)
     result = tune(op, tpl, caps, runner, options=options)
     configs: dict[str, RecordedConfig] = {}
+    batches: list[list[TrialRecord]] = []
+    for rec in result.trials:  # the records of one batch share their elapsed_s
+        if batches and batches[-1][0].elapsed_s == rec.elapsed_s:
+            batches[-1].append(rec)
+        else:
+            batches.append([rec])
     previous = 0.0
-    for rec in result.trials:
-        configs[rec.config_key] = _recorded(rec, rec.elapsed_s - previous)
-        previous = rec.elapsed_s
+    for batch in batches:
+        wall = batch[0].elapsed_s - previous
+        previous = batch[0].elapsed_s
+        own = [_own_s(r, measure) for r in batch]
+        share = max(0.0, wall - sum(own)) / len(batch)
+        for r, o in zip(batch, own):
+            configs[r.config_key] = _recorded(r, o + share)
     return Recording(op, tpl.name, tpl.version, caps, measure, configs)
+
+
+def _own_s(rec: TrialRecord, measure: MeasureSpec) -> float:
+    """Device seconds one candidate needs by itself: compile, first run and warm-up, then the
+    calibration (counted as one sample) and the samples."""
+    first = rec.first_run_ms or 0.0
+    per_sample = rec.reps * (rec.median_ms or 0.0)
+    return ((rec.compile_ms or 0.0) + first * (1 + measure.warmup) + per_sample * (1 + len(rec.samples_ms))) / 1e3
 
 
 def _recorded(rec: TrialRecord, wall_s: float) -> RecordedConfig:

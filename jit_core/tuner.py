@@ -59,7 +59,8 @@ class TrialRecord:
     failed) and 'wrong-result'. ``median_ms`` is the median of ``samples_ms`` (the cost);
     ``elapsed_s`` is seconds since the tune started, at the end of the candidate's batch;
     ``best_so_far_ms`` is the cost of the config the tuner would return if it stopped after this
-    trial (the strategy's best; for successive halving, the best of its most-sampled rung)."""
+    trial (the strategy's best; for successive halving, the best of its most-sampled rung) and
+    ``best_config_key`` that config: (elapsed_s, best_so_far_ms) is the tuning curve."""
 
     index: int
     config: dict[str, int]
@@ -79,6 +80,7 @@ class TrialRecord:
     max_rel_err: float | None = None
     elapsed_s: float = 0.0
     best_so_far_ms: float | None = None
+    best_config_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +190,7 @@ def tune(
             winner = strategy.best
             best = None if winner is None else latest[winner[0]]
             rec.best_so_far_ms = None if best is None else best.median_ms
+            rec.best_config_key = None if best is None else best.config_key
             trials.append(rec)
             if on_trial is not None:
                 on_trial(rec)

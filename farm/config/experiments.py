@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,19 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
     op = MatMul(**dims, batch=batch, dtype=dtype)
     assert kind == "matmul"
     return label or op.shape_str(), op
+
+
+CACHE_FILE = "kernel-cache.json"
+
+
+def resolve_cache(exp: ExperimentSpec, results_dir: Path) -> ExperimentSpec:
+    """``exp`` with ``tuner.cache`` as an absolute file path ('auto': ``results_dir/kernel-cache.json``)
+    or 'off', so every worker of the run, wherever its working directory, uses the same file."""
+    cache = exp.tuner.cache
+    if cache == "off":
+        return exp
+    path = results_dir / CACHE_FILE if cache == "auto" else Path(cache)
+    return replace(exp, tuner=replace(exp.tuner, cache=str(path.resolve())))
 
 
 def _cache_setting(t: Reader) -> str:

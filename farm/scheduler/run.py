@@ -14,7 +14,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from farm.config.experiments import ExperimentSpec
+from farm.config.experiments import ExperimentSpec, resolve_cache
 from farm.store.parquet import ParquetStore
 
 from .actors import Aggregator, DeviceWorker
@@ -62,6 +62,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
                    console: Console | None = None) -> RunOutcome:
     """Run every job of ``exp``; records land under ``results_dir/<run_id>/`` as they are made."""
     console = console or Console(stderr=True)
+    exp = resolve_cache(exp, options.results_dir)
     run_id = new_run_id(exp.name)
     run_dir = options.results_dir / run_id
     store = ParquetStore(run_dir)
