@@ -130,7 +130,9 @@ class JobRunner:
         try:
             result = tune(op, template, self.ctx.caps, self.timer, options=plan.options, on_trial=on_trial)
             if plan.mode == "reuse" and result.best is None:  # cached winners fail now: tune afresh
-                result = tune(op, template, self.ctx.caps, self.timer, options=options, on_trial=on_trial)
+                shift = len(result.trials)
+                result = tune(op, template, self.ctx.caps, self.timer, options=options,
+                              on_trial=lambda rec: on_trial(replace(rec, index=rec.index + shift)))
         finally:
             if pending:
                 self.emit("trials", pending[:])
