@@ -8,16 +8,17 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from jit_core.caps import DeviceCaps
-from jit_core.protocol import CandidateResult, make_batch, op_buffers
+from jit_core.protocol import CandidateResult, make_batch
 from jit_core.reference import check_outputs, check_positions
 from jit_core.space import Config
 from jit_core.templates import get_template
 from jit_core.tuner import TrialRecord, TuneOptions, tune
 
+from farm.baselines.catalog import CATALOG, baseline_spec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers.base import DeviceDriver
 
@@ -26,7 +27,7 @@ from .timed import BusyTimer
 Emit = Callable[[str, list[dict[str, Any]]], None]
 Progress = Callable[[dict[str, Any]], None]
 
-BASELINE_LIBRARIES = {"tfjs-webgpu": ("tfjs", "webgpu")}
+BASELINE_LIBRARIES = {name: (b.library, b.backend) for name, b in CATALOG.items()}
 
 
 @dataclass(frozen=True)
@@ -162,14 +163,14 @@ class JobRunner:
         batch = make_batch(op, [("winner", kernel)], seed=exp.seed, measure=measure, check_positions=positions)
         batch_json = batch.to_json()
         rows: list[dict[str, Any]] = []
+        specs: dict[str, dict[str, Any]] = {}
         for rnd in range(exp.compare.rounds):
             res = self.timer.run_batch(batch)[0]
             rows.append(self._winner_row(job, best, rnd, res, positions))
             for name in exp.baselines:
-                library, backend = BASELINE_LIBRARIES[name]
-                spec = {"library": library, "backend": backend, "op": op.to_dict(),
-                        "buffers": [asdict(b) for b in op_buffers(op, exp.seed)],
-                        "measure": batch_json["measure"], "check": batch_json["check"]}
+                spec = specs.get(name) or specs.setdefault(name, baseline_spec(
+                    name, op, seed=exp.seed, measure=batch_json["measure"], positions=positions,
+                    device=exp.compare.baseline_device))
                 rows.append(self._baseline_row(job, name, rnd, self.timer.run_baseline(spec), positions))
             self.emit("measurements", rows)
             rows = []
@@ -198,7 +199,8 @@ class JobRunner:
             **self._common(job), "impl": name, "library": res.get("library"),
             "library_version": res.get("libraryVersion"), "backend_requested": res.get("backendRequested"),
             "backend_used": res.get("backendUsed"), "impl_adapter": impl_adapter,
-            "config": json.dumps({"library": res.get("library"), "backend": res.get("backendRequested")}),
+            "config": json.dumps({"library": res.get("library"), "backend": res.get("backendRequested"),
+                                  "device": res.get("deviceSource"), "threads": res.get("threads")}),
             "round": rnd, "ok": ok, "check_ok": bool(check and check.ok),
             "error_class": res.get("errorClass") or (None if check is None or check.ok else "wrong-result"),
             "error": res.get("error") or (check.message if check and not check.ok else None),

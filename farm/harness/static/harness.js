@@ -2,9 +2,11 @@
 // It compiles and times what the driver sends and answers with raw samples; it decides nothing a
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
 import { prngF32 } from './prng.js';
+import { calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs } from './timing.js';
+import { makeBaselineRunner } from './baselines.js';
+import { probeWebCapabilities } from './webcaps.js';
 
 const VERSION = '0.1.0';
-const SETUP_HINT = "run the README's setup command (npm ci in farm/harness) to install the baseline libraries";
 const PARAMS = new URLSearchParams(location.search);
 const FEATURE_LEVEL = PARAMS.get('featureLevel') === 'compatibility' ? 'compatibility' : 'core';
 
@@ -15,8 +17,6 @@ const RAISED_LIMITS = [
   'maxComputeWorkgroupsPerDimension', 'maxStorageBufferBindingSize', 'maxBufferSize',
   'maxStorageBuffersPerShaderStage', 'maxBindingsPerBindGroup',
 ];
-// A timestamp sample must span this many timer ticks, so quantization stays under 10 %.
-const MIN_TICKS_PER_SAMPLE = 10;
 
 const now = () => performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -135,17 +135,6 @@ function numericFields(obj) {
 // ---------------------------------------------------------------------------------------------
 // Timer resolution.
 
-function measureWallResolution() {
-  let best = Infinity;
-  for (let i = 0; i < 64; i++) {
-    const t0 = now();
-    let t1 = t0;
-    while (t1 === t0) t1 = now();
-    best = Math.min(best, t1 - t0);
-  }
-  return Math.round(best * 1e6) / 1e6; // drop float noise below 1 ns
-}
-
 const TINY_WGSL = `
 @group(0) @binding(0) var<storage, read_write> buf: array<u32>;
 @compute @workgroup_size(1) fn main() { buf[0] = buf[0] + 1u; }`;
@@ -221,6 +210,7 @@ async function probe() {
     hardwareConcurrency: navigator.hardwareConcurrency ?? null,
     requestedFeatureLevel: FEATURE_LEVEL, harnessVersion: VERSION,
     timerResolutionMs: { timestamp: null, wall: measureWallResolution() },
+    web: await probeWebCapabilities(),
   };
   let state;
   try {
@@ -366,20 +356,10 @@ async function timestampRun(ctx, pipeline, wg, reps) {
   return end > begin ? Number(end - begin) / 1e6 : 0;
 }
 
-// reps = clamp(ceil(minMs / t), 1, maxReps) from a one-run time t, then refined by timing
-// `sample(reps)` until a sample reaches 90 % of minMs or reps hits maxReps. `wallSamples`: the
-// samples use the wall clock too, so a one-run time already over minMs needs no refinement.
-async function calibrateReps(tOne, minMs, maxReps, resolutionMs, sample, abort, wallSamples) {
-  const floor = Math.max(resolutionMs || 0, 1e-6);
-  let reps = clamp(Math.ceil(minMs / Math.max(tOne, floor)), 1, maxReps);
-  if (wallSamples && tOne >= minMs) return reps;
-  for (let i = 0; i < 3 && reps < maxReps; i++) {
-    checkAbort(abort);
-    const t = await sample(reps);
-    if (t >= 0.9 * minMs) break;
-    reps = clamp(Math.ceil(reps * minMs / Math.max(t, floor)), reps + 1, maxReps);
-  }
-  return reps;
+function medianOf(xs) {
+  const s = Array.from(xs).sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 function formatCompilationMessages(messages) {
@@ -391,7 +371,7 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
   const wg = cand.workgroups;
   const out = {
     id: cand.id, ok: false, errorClass: null, error: null, compileMs: null, firstRunMs: null,
-    samplesMs: [], reps: 0, timer, values: null,
+    samplesMs: [], reps: 0, timer, values: null, flags: [],
   };
 
   // 1. compile
@@ -434,22 +414,21 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
     }
 
     // 4. calibrate: a first estimate from one run on the wall clock, then refined (at most 3
-    //    times) with the timer the samples use, so one sample spans about minSampleMs of that
-    //    timer rather than of a readback-dominated wall time.
+    //    times) with the timer the samples use, so one sample spans minSampleMs and minTicks
+    //    ticks of that timer rather than of a readback-dominated wall time.
     const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
-    let minMs = measure.minSampleMs ?? 0;
-    if (timer.kind === 'timestamp' && timer.resolutionMs) minMs = Math.max(minMs, MIN_TICKS_PER_SAMPLE * timer.resolutionMs);
+    const minMs = minSampleSpanMs(measure, timer.resolutionMs);
     const sample = (reps) => (timer.kind === 'timestamp'
       ? timestampRun(ctx, pipeline, wg, reps)
       : wallRun(ctx, pipeline, wg, reps));
     const tOne = await wallRun(ctx, pipeline, wg, 1);
     out.reps = await calibrateReps(tOne, minMs, maxReps, timer.resolutionMs, sample, abort, timer.kind === 'wall');
 
-    // 5. samples
-    for (let s = 0; s < Math.max(1, measure.samples ?? 1); s++) {
-      checkAbort(abort);
-      out.samplesMs.push((await sample(out.reps)) / out.reps);
-    }
+    // 5. samples: a fixed count, or until the median's CI is narrow enough (timing.js)
+    checkAbort(abort);
+    const got = await collectSamples(sample, out.reps, measure, abort);
+    Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+    if (medianOf(got.samplesMs) * out.reps < 0.9 * minMs) out.flags.push('short-samples');
 
     // 6. values at the check positions
     checkAbort(abort);
@@ -555,158 +534,17 @@ async function runBatch(batch) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// runBaseline: TF.js on the same page, same PRNG inputs, same wall-clock method.
+// runBaseline: TF.js and ONNX Runtime Web on the same page, same PRNG inputs, same timer layer
+// (baselines.js). WebGPU baselines get this page's GPUDevice when the spec asks for "shared".
 
-const NM = '/node_modules';
-const TFJS_SCRIPTS = {
-  core: `${NM}/@tensorflow/tfjs/dist/tf.min.js`,
-  webgpu: `${NM}/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js`,
-  wasm: `${NM}/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js`,
-};
-const loadedScripts = new Map();
-
-function loadScript(url) {
-  if (!loadedScripts.has(url)) {
-    const p = (async () => {
-      let status = null;
-      try { status = (await fetch(url, { method: 'HEAD' })).status; } catch (e) { status = errorMessage(e); }
-      if (status !== 200) throw new HarnessError('harness', `${url} is not served (HTTP ${status}): ${SETUP_HINT}`);
-      await new Promise((resolve, reject) => {
-        const s = document.createElement('script');
-        s.src = url;
-        s.async = false;
-        s.onload = resolve;
-        s.onerror = () => reject(new HarnessError('harness', `failed to load ${url}: ${SETUP_HINT}`));
-        document.head.appendChild(s);
-      });
-    })();
-    p.catch(() => loadedScripts.delete(url)); // let a later call retry after setup
-    loadedScripts.set(url, p);
-  }
-  return loadedScripts.get(url);
-}
-
-async function loadTfjs(backend) {
-  await loadScript(TFJS_SCRIPTS.core);
-  const tf = window.tf;
-  if (!tf) throw new HarnessError('harness', `${TFJS_SCRIPTS.core} loaded but defined no global tf`);
-  if (backend === 'webgpu' || backend === 'wasm') {
-    await loadScript(TFJS_SCRIPTS[backend]);
-    if (backend === 'wasm' && tf.wasm && tf.wasm.setWasmPaths) {
-      // TF.js needs an absolute URL for its .wasm files.
-      tf.wasm.setWasmPaths(`${location.origin}${NM}/@tensorflow/tfjs-backend-wasm/dist/`);
-    }
-  }
-  return tf;
-}
-
-function tfjsAdapter(tf, backend) {
-  if (backend !== 'webgpu') return null;
-  try {
-    const be = tf.backend();
-    const info = (be.device && be.device.adapterInfo) || be.adapterInfo || null;
-    if (!info) return null;
-    return describeAdapterInfo(info, { isFallbackAdapter: undefined, featureLevel: 'core' });
-  } catch (e) {
-    return null;
-  }
-}
-
-async function runTfjsBaseline(spec, out, abort) {
-  const backend = spec.backend;
-  if (!['webgpu', 'webgl', 'wasm', 'cpu'].includes(backend)) {
-    throw new HarnessError('harness', `tfjs backend ${backend} is not supported (webgpu, webgl, wasm, cpu)`);
-  }
-  const op = spec.op || {};
-  if ((op.kind ?? 'matmul') !== 'matmul') throw new HarnessError('harness', `tfjs baseline: op ${op.kind} is not supported`);
-  const tf = await loadTfjs(backend);
-  out.libraryVersion = (tf.version && (tf.version.tfjs || tf.version['tfjs-core'])) || null;
-  if (!tf.engine().registryFactory[backend]) {
-    throw new HarnessError('harness', `tfjs backend ${backend} is not registered (script missing?): ${SETUP_HINT}`);
-  }
-  let set = false;
-  let why = '';
-  try { set = await tf.setBackend(backend); } catch (e) { why = `: ${errorMessage(e)}`; }
-  const used = tf.getBackend() ?? null;
-  out.backendUsed = used;
-  if (!set || used !== backend) {
-    throw new HarnessError('fallback', `tf.setBackend('${backend}') ${set ? 'succeeded' : 'failed'}${why}; backend in use: ${used}`);
-  }
-  await tf.ready();
-  out.adapter = tfjsAdapter(tf, backend);
-  checkAbort(abort);
-
-  const byName = Object.fromEntries((spec.buffers || []).map((b) => [b.name, b]));
-  const { M, N, K } = op;
-  const nb = op.batch ?? 1;
-  const mk = (name, shape) => {
-    const b = byName[name];
-    if (!b || b.init !== 'prng') throw new HarnessError('harness', `tfjs baseline: no prng buffer ${name} in spec.buffers`);
-    return tf.tensor(prngF32(b.seed, b.stream, b.size), shape, 'float32');
-  };
-  const a = mk('A', nb > 1 ? [nb, M, K] : [M, K]);
-  const b = mk('B', nb > 1 ? [nb, K, N] : [K, N]);
-  const run = () => tf.matMul(a, b);
-  const timeReps = async (reps) => {
-    const t0 = now();
-    let last = null;
-    for (let i = 0; i < reps; i++) {
-      const r = run();
-      if (last) last.dispose();
-      last = r;
-    }
-    await last.data();
-    const t = now() - t0;
-    last.dispose();
-    return t;
-  };
-  try {
-    const measure = spec.measure || {};
-    const positions = (spec.check && spec.check.positions) || [];
-    const t1 = now();
-    const first = run();
-    const data = await first.data();
-    out.firstRunMs = now() - t1;
-    first.dispose();
-    out.values = positions.map((p) => (p >= 0 && p < data.length ? data[p] : NaN));
-    for (let i = 0; i < (measure.warmup ?? 0); i++) { await timeReps(1); checkAbort(abort); }
-    const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
-    const tOne = await timeReps(1);
-    out.reps = await calibrateReps(tOne, measure.minSampleMs ?? 0, maxReps, out.timer.resolutionMs, timeReps, abort, true);
-    for (let s = 0; s < Math.max(1, measure.samples ?? 1); s++) {
-      checkAbort(abort);
-      out.samplesMs.push((await timeReps(out.reps)) / out.reps);
-    }
-  } finally {
-    a.dispose();
-    b.dispose();
-  }
-}
-
-async function runBaseline(spec) {
-  const measure = (spec && spec.measure) || {};
-  const out = {
-    ok: false, errorClass: null, error: null, library: spec ? spec.library : null, libraryVersion: null,
-    backendRequested: spec ? spec.backend : null, backendUsed: null, adapter: null,
-    samplesMs: [], reps: 0, timer: { kind: 'wall', resolutionMs: measureWallResolution() },
-    firstRunMs: null, values: null,
-  };
-  const abort = { aborted: false };
-  try {
-    if (wedged) throw new HarnessError('device-lost', wedged);
-    if (!spec || spec.library !== 'tfjs') {
-      throw new HarnessError('harness', `baseline library ${spec && spec.library} is not supported here (tfjs)`);
-    }
-    await withTimeout(runTfjsBaseline(spec, out, abort), measure.timeoutMs ?? 120000, abort,
-      `baseline ${spec.library}/${spec.backend}`);
-    out.ok = true;
-  } catch (e) {
-    out.ok = false;
-    out.errorClass = e instanceof HarnessError ? e.errorClass : e instanceof TimeoutError ? 'timeout' : 'runtime';
-    out.error = errorMessage(e);
-  }
-  return out;
-}
+const runBaseline = makeBaselineRunner({
+  getGpu: () => getGpuBounded(ACQUIRE_TIMEOUT_MS),
+  wedged: () => wedged,
+  requestAdapter: () => navigator.gpu.requestAdapter(FEATURE_LEVEL === 'compatibility' ? { featureLevel: 'compatibility' } : {}),
+  describeAdapter: (state) => describeAdapterInfo(state.adapter.info || state.device.adapterInfo, {
+    isFallbackAdapter: state.adapter.isFallbackAdapter, featureLevel: featureLevelOf(state),
+  }),
+});
 
 // ---------------------------------------------------------------------------------------------
 
