@@ -155,6 +155,10 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
             max_reps=m.positive("max_reps", int, 256),
             timer=m.get("timer", str, "auto", choices=("auto", "wall")),
             timeout_ms=m.positive("timeout_ms", float, 30000.0),
+            min_ticks=m.positive("min_ticks", int, 100),
+            target_ci_rel=m.positive("target_ci_rel", float, None),
+            max_samples=m.positive("max_samples", int, 50),
+            max_time_ms=m.positive("max_time_ms", float, 10000.0),
         )
     except ValueError as exc:
         raise ConfigError(file, "measure", str(exc), "fix the measure section") from None
