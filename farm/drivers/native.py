@@ -238,8 +238,8 @@ class NativeDriver(DeviceDriver):
         return device
 
     def _measure_timestamp_resolution_ms(self) -> float | None:
-        """Smallest non-zero step between GPU timestamps of many back-to-back tiny passes (the
-        timer's real resolution, which can be coarser than the queue's timestamp period)."""
+        """Resolution of GPU timestamps from many back-to-back tiny passes (the timer's real
+        resolution, which can be coarser than the queue's timestamp period)."""
         dev, wgpu = self._device, self._wgpu
         if dev is None or "timestamp-query" not in dev.features:
             return None
@@ -277,7 +277,9 @@ class NativeDriver(DeviceDriver):
         steps = steps[steps > 0]
         if steps.size == 0:
             return (self._timestamp_period_ns or 1.0) * 1e-6
-        return float(steps.min()) * (self._timestamp_period_ns or 1.0) * 1e-6
+        # The tick is the GCD of all steps (quantized timestamps are multiples of it); the
+        # smallest step alone would be the duration of a tiny pass on a slow adapter.
+        return float(np.gcd.reduce(steps)) * (self._timestamp_period_ns or 1.0) * 1e-6
 
     def _renew_device(self) -> None:
         try:

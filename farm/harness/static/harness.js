@@ -139,7 +139,7 @@ const TINY_WGSL = `
 @group(0) @binding(0) var<storage, read_write> buf: array<u32>;
 @compute @workgroup_size(1) fn main() { buf[0] = buf[0] + 1u; }`;
 
-// Smallest non-zero step between GPU timestamps of many back-to-back tiny passes.
+// Resolution of GPU timestamps, from many back-to-back tiny passes.
 async function measureTimestampResolution(state) {
   const device = state.device;
   const passes = 64;
@@ -173,12 +173,20 @@ async function measureTimestampResolution(state) {
       await read.mapAsync(GPUMapMode.READ);
       const ts = Array.from(new BigUint64Array(read.getMappedRange().slice(0))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       read.unmap();
+      // The tick is the GCD of all steps: quantized timestamps (Chromium rounds to about 100 us
+      // without developer features) are all multiples of it, while the smallest step alone would
+      // be the duration of a tiny pass on a slow adapter.
+      let g = 0n;
       for (let i = 1; i < ts.length; i++) {
-        const d = Number(ts[i] - ts[i - 1]);
-        if (d > 0 && d < best) best = d;
+        let a = ts[i] - ts[i - 1];
+        let b = g;
+        while (b > 0n) [a, b] = [b, a % b];
+        g = a;
       }
+      if (g > 0n) best = Number(g);
     }
-    return Number.isFinite(best) ? best / 1e6 : null;
+    const check = await checkTimestampsBracketWork(device, pipeline, bindGroup, querySet, resolve, read);
+    return { resolutionMs: Number.isFinite(best) ? best / 1e6 : null, ...check };
   } finally {
     querySet.destroy();
     resolve.destroy();
@@ -187,16 +195,57 @@ async function measureTimestampResolution(state) {
   }
 }
 
+// Do a pass's begin/end timestamps bracket its work? Timed the way timestampRun times a sample
+// (one pass per submit): a pass of 1 dispatch, then one of 256 serialized dispatches, which must
+// span clearly more. A driver whose timestamps do not follow the work is timed by the wall clock.
+const BRACKET_REPS = 256;
+async function checkTimestampsBracketWork(device, pipeline, bindGroup, querySet, resolve, read) {
+  const spansMs = [];
+  let wallMs = 0;
+  for (const reps of [1, BRACKET_REPS]) {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass({
+      timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    for (let k = 0; k < reps; k++) pass.dispatchWorkgroups(1);
+    pass.end();
+    enc.resolveQuerySet(querySet, 0, 2, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, read, 0, 16);
+    const t0 = now();
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ, 0, 16);
+    wallMs = now() - t0;
+    const [b, e] = new BigUint64Array(read.getMappedRange(0, 16).slice(0));
+    read.unmap();
+    spansMs.push(e > b ? Number(e - b) / 1e6 : 0);
+  }
+  const [one, many] = spansMs;
+  // Real GPUs: `many` is about 256x `one`; a CPU adapter also spends most of the wall time in it.
+  const bracketsWork = many >= 8 * Math.max(one, 1e-6) || many >= 0.25 * wallMs;
+  return { bracketsWork, spansMs, wallMs };
+}
+
 async function getTimerResolution(state) {
   if (timerResolution) return timerResolution;
   const wall = measureWallResolution();
   let timestamp = null;
+  let check = null;
   if (state && state.hasTimestamp) {
-    try { timestamp = await measureTimestampResolution(state); } catch (e) {
+    try {
+      const got = await measureTimestampResolution(state);
+      timestamp = got.resolutionMs;
+      check = { bracketsWork: got.bracketsWork, spansMs: got.spansMs, wallMs: got.wallMs };
+      if (!got.bracketsWork) {
+        console.warn(`jitfarm: GPU timestamps do not bracket the work of a pass (1 vs ${BRACKET_REPS} dispatches: ` +
+          `${got.spansMs.map((x) => x.toFixed(4)).join(' vs ')} ms, wall ${got.wallMs.toFixed(3)} ms): timing with the wall clock`);
+      }
+    } catch (e) {
       console.error(`jitfarm: timestamp resolution: ${errorMessage(e)}`);
     }
   }
-  timerResolution = { timestamp, wall };
+  timerResolution = { timestamp, wall, timestampCheck: check, timestampUsable: Boolean(check && check.bracketsWork) };
   return timerResolution;
 }
 
@@ -230,6 +279,8 @@ async function probe() {
     features: Array.from(state.device.features).sort(),
     adapterFeatures: Array.from(state.adapter.features).sort(),
     timerResolutionMs: { timestamp: res.timestamp, wall: res.wall },
+    timestampCheck: res.timestampCheck,
+    timestampUsable: res.timestampUsable,
   };
 }
 
@@ -492,7 +543,7 @@ async function runBatch(batch) {
         }
         ctx = await withTimeout((async () => {
           const res = await getTimerResolution(state);
-          const useTs = measure.timer !== 'wall' && state.hasTimestamp;
+          const useTs = measure.timer !== 'wall' && state.hasTimestamp && res.timestampUsable;
           const c = await makeBatchContext(state, batch, useTs);
           c.timer = useTs ? { kind: 'timestamp', resolutionMs: res.timestamp } : { kind: 'wall', resolutionMs: res.wall };
           if (abort.aborted) c.destroy();
