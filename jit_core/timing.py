@@ -55,20 +55,21 @@ def min_sample_span_ms(measure: MeasureSpec, resolution_ms: float | None) -> flo
 
 def calibrate_reps(t_one_ms: float, min_ms: float, max_reps: int, resolution_ms: float,
                    sample: Callable[[int], float], *, refine: bool) -> int:
-    """PROTOCOL.md step 4: reps from one wall-clock run, then refined (at most 3 times) with the
-    timer the samples use until a sample spans 90% of ``min_ms``. ``sample(reps)`` returns the
+    """PROTOCOL.md step 4: reps from one wall-clock run, then refined (at most 5 times) with the
+    timer the samples use until a sample spans ``min_ms``. ``sample(reps)`` returns the
     per-run time of one sample of ``reps`` runs."""
     floor = max(resolution_ms, 1e-6)
     reps = max(1, min(max_reps, math.ceil(min_ms / max(t_one_ms, floor))))
     if not refine:
         return reps
-    for _ in range(3):
+    for _ in range(5):
         if reps >= max_reps:
             break
         total = sample(reps) * reps
-        if total >= 0.9 * min_ms:
+        if total >= min_ms:
             break
-        reps = max(reps + 1, min(max_reps, math.ceil(reps * min_ms / max(total, floor))))
+        # 10 % over the span, so run-to-run noise keeps the samples above it.
+        reps = max(reps + 1, min(max_reps, math.ceil(reps * 1.1 * min_ms / max(total, floor))))
     return reps
 
 

@@ -475,7 +475,7 @@ class NativeDriver(DeviceDriver):
 
             min_ms = min_sample_span_ms(m, res.timer_resolution_ms)
             res.reps = calibrate_reps(t, min_ms, m.max_reps, res.timer_resolution_ms or 0.0,
-                                      sample, refine=use_ts or t < min_ms)
+                                      sample, refine=True)
             check_time("calibration")
             got = collect_samples(sample, res.reps, m, lambda: check_time("a sample"))
             res.samples_ms, res.stop, res.ci_ms = got.samples_ms, got.stop, got.ci_ms

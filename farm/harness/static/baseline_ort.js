@@ -82,7 +82,7 @@ export async function setupOrt(spec, out, host) {
       // ORT 1.30's WebGPU EP (JSEP) ignores env.webgpu.device and always requests its own device
       // from env.webgpu.adapter; a GPUAdapter gives one device only, so ORT gets a fresh adapter
       // requested with the harness's options: the same adapter, a device of its own.
-      sameAdapter = await host.requestAdapter();
+      try { sameAdapter = await host.requestAdapter(); } catch (e) { sameAdapter = null; }
       if (!sameAdapter) throw new BaselineError('fallback', "no second adapter with the harness's options for ORT");
       ort.env.webgpu.adapter = sameAdapter;
       boundAdapter = sameAdapter;

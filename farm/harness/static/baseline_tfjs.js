@@ -31,7 +31,13 @@ async function loadTfjs(backend) {
 // Replace TF.js's 'webgpu' factory with one that wraps the harness's device, so TF.js runs on the
 // adapter our kernels use (the name stays 'webgpu': TF.js's kernels are registered under it).
 async function shareWebgpuDevice(tf, host, out) {
-  const state = await host.getGpu();
+  let state;
+  try {
+    state = await host.getGpu();
+  } catch (e) {
+    if (e && e.errorClass === 'device-lost') throw e;
+    throw new BaselineError('fallback', `no WebGPU device in this page to share with tfjs: ${errorText(e)}`);
+  }
   if (sharedWebgpuDevice !== state.device) {
     if (tf.getBackend() === 'webgpu') tf.setBackend('cpu');
     if ('webgpu' in tf.engine().registryFactory) tf.removeBackend('webgpu');
@@ -78,7 +84,13 @@ export async function setupTfjs(spec, out, host) {
   let set = false;
   let why = '';
   try { set = await tf.setBackend(backend); } catch (e) { why = `: ${errorText(e)}`; }
-  const used = tf.getBackend() ?? null;
+  let used = tf.getBackend() ?? null;
+  if (!set || !(backend in tf.engine().registry)) {
+    // TF.js still names the backend it failed to start; tf.ready() then silently starts the best
+    // registered one that works, as a user's next op would. Record that one.
+    try { await tf.ready(); used = tf.getBackend() ?? null; } catch (e) { used = null; }
+    if (used === backend) used = null;
+  }
   out.backendUsed = used;
   if (!set || used !== backend) {
     throw new BaselineError('fallback', `tf.setBackend('${backend}') ${set ? 'succeeded' : 'failed'}${why}; backend in use: ${used}`);

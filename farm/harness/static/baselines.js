@@ -6,6 +6,7 @@ import { BaselineError, errorText } from './baseline_common.js';
 import { calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs, now } from './timing.js';
 import { setupTfjs } from './baseline_tfjs.js';
 import { setupOrt } from './baseline_ort.js';
+import { probeWebGL2 } from './webcaps.js';
 
 class BaselineTimeout extends Error {}
 
@@ -41,7 +42,7 @@ async function measureOp(op, spec, out, abort) {
   const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
   const minMs = minSampleSpanMs(measure, out.timer.resolutionMs);
   const tOne = await timeReps(1);
-  out.reps = await calibrateReps(tOne, minMs, maxReps, out.timer.resolutionMs, timeReps, abort, true);
+  out.reps = await calibrateReps(tOne, minMs, maxReps, out.timer.resolutionMs, timeReps, abort);
   const got = await collectSamples(timeReps, out.reps, measure, abort);
   Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
   const sorted = [...got.samplesMs].sort((a, b) => a - b);
@@ -75,6 +76,11 @@ export function makeBaselineRunner(host) {
         const tc = now();
         op = await SETUPS[spec.library](spec, out, host);
         out.compileMs = now() - tc; // library/backend init + building the op (ORT: session)
+        if (spec.backend === 'webgl') {
+          // WebGL has no adapter object: the page's WebGL2 renderer is what the library draws on.
+          const gl = probeWebGL2();
+          if (gl.available) out.adapter = { vendor: '', architecture: '', device: '', description: gl.renderer, isFallbackAdapter: false, featureLevel: 'webgl2' };
+        }
         if (!abort.aborted) await measureOp(op, spec, out, abort);
       })();
       work.catch(() => {});
@@ -88,7 +94,8 @@ export function makeBaselineRunner(host) {
       out.ok = true;
     } catch (e) {
       out.ok = false;
-      out.errorClass = e instanceof BaselineError ? e.errorClass : e instanceof BaselineTimeout ? 'timeout' : 'runtime';
+      // The harness's own errors (e.g. a lost device while getting it) carry an errorClass too.
+      out.errorClass = e instanceof BaselineTimeout ? 'timeout' : (e && typeof e.errorClass === 'string' ? e.errorClass : 'runtime');
       out.error = errorText(e);
       if (out.errorClass === 'fallback') out.flags.push('backend-mismatch');
     } finally {

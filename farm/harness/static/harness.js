@@ -473,7 +473,7 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
       ? timestampRun(ctx, pipeline, wg, reps)
       : wallRun(ctx, pipeline, wg, reps));
     const tOne = await wallRun(ctx, pipeline, wg, 1);
-    out.reps = await calibrateReps(tOne, minMs, maxReps, timer.resolutionMs, sample, abort, timer.kind === 'wall');
+    out.reps = await calibrateReps(tOne, minMs, maxReps, timer.resolutionMs, sample, abort);
 
     // 5. samples: a fixed count, or until the median's CI is narrow enough (timing.js)
     checkAbort(abort);

@@ -28,18 +28,18 @@ export function minSampleSpanMs(measure, resolutionMs) {
 }
 
 // reps = clamp(ceil(minMs / t), 1, maxReps) from a one-run time t, then refined by timing
-// `sample(reps)` (total ms of reps runs) until a sample reaches 90 % of minMs or reps hits
-// maxReps. `wallSamples`: the samples use the wall clock too, so a one-run time already over minMs
-// needs no refinement.
-export async function calibrateReps(tOne, minMs, maxReps, resolutionMs, sample, abort, wallSamples) {
+// `sample(reps)` (total ms of reps runs, at most 5 times) until a sample reaches minMs or reps
+// hits maxReps. The one-run time is never trusted alone: on a busy machine one run can take many
+// times its usual time.
+export async function calibrateReps(tOne, minMs, maxReps, resolutionMs, sample, abort) {
   const floor = Math.max(resolutionMs || 0, 1e-6);
   let reps = clamp(Math.ceil(minMs / Math.max(tOne, floor)), 1, maxReps);
-  if (wallSamples && tOne >= minMs) return reps;
-  for (let i = 0; i < 3 && reps < maxReps; i++) {
+  for (let i = 0; i < 5 && reps < maxReps; i++) {
     if (abort.aborted) throw new Error('aborted after timeout');
     const t = await sample(reps);
-    if (t >= 0.9 * minMs) break;
-    reps = clamp(Math.ceil(reps * minMs / Math.max(t, floor)), reps + 1, maxReps);
+    if (t >= minMs) break;
+    // 10 % over the span, so run-to-run noise keeps the samples above it.
+    reps = clamp(Math.ceil(reps * 1.1 * minMs / Math.max(t, floor)), reps + 1, maxReps);
   }
   return reps;
 }

@@ -11,7 +11,7 @@ function validates(bytes) {
   try { return typeof WebAssembly === 'object' && WebAssembly.validate(bytes); } catch (e) { return false; }
 }
 
-function probeWebGL2() {
+export function probeWebGL2() {
   const out = { available: false, renderer: null, vendor: null, version: null, maxTextureSize: null,
     timerQuery: false, floatColorBuffer: false };
   let gl = null;
