@@ -9,6 +9,9 @@ const BACKENDS = ['webgpu', 'wasm', 'webgl'];
 const CPU_PLACEMENT = /not assigned to the preferred execution providers/i;
 
 let ortPromise = null;
+// Sessions by backend and model, so interleaved rounds time the same compiled session.
+const sessions = new Map();
+const MAX_SESSIONS = 16;
 let boundAdapter = null; // the GPUAdapter handed to ORT's WebGPU EP (it keeps its first one)
 
 async function loadOrt() {
@@ -94,24 +97,36 @@ export async function setupOrt(spec, out, host) {
     out.simd = true; // ORT-Web 1.30 ships SIMD builds only
   }
 
-  const model = decodeModel(spec);
-  const location = backend === 'webgpu' ? 'gpu-buffer' : 'cpu';
-  const { value: session, lines } = await capturingConsole(async () => {
-    try {
-      return await ort.InferenceSession.create(model, {
-        executionProviders: [backend], graphOptimizationLevel: 'all', preferredOutputLocation: location,
-      });
-    } catch (e) {
-      throw new BaselineError('fallback', `ORT session on ${backend} failed: ${errorText(e)}`);
+  const key = `${backend}|${spec.model && spec.model.base64}`;
+  let session = sessions.get(key);
+  out.sessionReused = Boolean(session);
+  if (!session) {
+    const model = decodeModel(spec);
+    const location = backend === 'webgpu' ? 'gpu-buffer' : 'cpu';
+    const { value, lines } = await capturingConsole(async () => {
+      try {
+        return await ort.InferenceSession.create(model, {
+          executionProviders: [backend], graphOptimizationLevel: 'all', preferredOutputLocation: location,
+        });
+      } catch (e) {
+        throw new BaselineError('fallback', `ORT session on ${backend} failed: ${errorText(e)}`);
+      }
+    });
+    const placed = lines.find((l) => CPU_PLACEMENT.test(l));
+    if (placed) {
+      out.backendUsed = 'cpu';
+      await value.release();
+      throw new BaselineError('fallback', `ORT placed nodes on its CPU EP instead of ${backend}: ${placed}`);
     }
-  });
-  out.backendUsed = backend;
-  const placed = lines.find((l) => CPU_PLACEMENT.test(l));
-  if (placed) {
-    out.backendUsed = 'cpu';
-    await session.release();
-    throw new BaselineError('fallback', `ORT placed nodes on its CPU EP instead of ${backend}: ${placed}`);
+    session = value;
+    sessions.set(key, session);
+    if (sessions.size > MAX_SESSIONS) {
+      const [oldKey, old] = sessions.entries().next().value;
+      sessions.delete(oldKey);
+      await old.release();
+    }
   }
+  out.backendUsed = backend;
 
   if (backend === 'webgpu') {
     const adapter = ort.env.webgpu.adapter;
@@ -156,7 +171,8 @@ export async function setupOrt(spec, out, host) {
     dispose: async () => {
       for (const f of Object.values(feeds)) { if (f.location !== 'cpu' && f.dispose) f.dispose(); }
       for (const b of gpuBuffers) b.destroy();
-      await session.release();
+      // The session stays cached for the next call with the same model (its compile is cold
+      // once per page, as for TF.js's shaders).
     },
   };
 }
