@@ -16,6 +16,10 @@ from typing import Callable, Sequence
 
 from .protocol import MeasureSpec
 
+# A record whose median sample spans less than this fraction of the minimum span is flagged
+# "short-samples" (max_reps reached first, or a busy machine made calibration overshoot).
+SHORT_SAMPLE_FRACTION = 0.5
+
 
 def median(xs: Sequence[float]) -> float:
     s = sorted(xs)

@@ -16,7 +16,7 @@ import numpy as np
 
 from jit_core.protocol import Batch, BufferSpec, Candidate, CandidateResult, MeasureSpec
 from jit_core.reference import prng_f32
-from jit_core.timing import calibrate_reps, collect_samples, median, min_sample_span_ms
+from jit_core.timing import SHORT_SAMPLE_FRACTION, calibrate_reps, collect_samples, median, min_sample_span_ms
 
 from .base import DeviceDriver, DriverError, NativeOptions
 
@@ -479,7 +479,7 @@ class NativeDriver(DeviceDriver):
             check_time("calibration")
             got = collect_samples(sample, res.reps, m, lambda: check_time("a sample"))
             res.samples_ms, res.stop, res.ci_ms = got.samples_ms, got.stop, got.ci_ms
-            if median(res.samples_ms) * res.reps < 0.9 * min_ms:
+            if median(res.samples_ms) * res.reps < SHORT_SAMPLE_FRACTION * min_ms:
                 res.flags.append("short-samples")
             res.values = self._read_values(gpu, batch.check_positions)
             res.ok = True

@@ -3,7 +3,9 @@
 // reads the last result back. A backend other than the one asked for is a failed baseline
 // ('fallback'), never a slow one. See PROTOCOL.md, "runBaseline".
 import { BaselineError, errorText } from './baseline_common.js';
-import { calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs, now } from './timing.js';
+import {
+  SHORT_SAMPLE_FRACTION, calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs, now,
+} from './timing.js';
 import { setupTfjs } from './baseline_tfjs.js';
 import { setupOrt } from './baseline_ort.js';
 import { probeWebGL2 } from './webcaps.js';
@@ -46,7 +48,7 @@ async function measureOp(op, spec, out, abort) {
   const got = await collectSamples(timeReps, out.reps, measure, abort);
   Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
   const sorted = [...got.samplesMs].sort((a, b) => a - b);
-  if (sorted[Math.floor(sorted.length / 2)] * out.reps < 0.9 * minMs) out.flags.push('short-samples');
+  if (sorted[Math.floor(sorted.length / 2)] * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
 }
 
 const SETUPS = { tfjs: setupTfjs, ort: setupOrt };

@@ -2,7 +2,9 @@
 // It compiles and times what the driver sends and answers with raw samples; it decides nothing a
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
 import { prngF32 } from './prng.js';
-import { calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs } from './timing.js';
+import {
+  SHORT_SAMPLE_FRACTION, calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs,
+} from './timing.js';
 import { makeBaselineRunner } from './baselines.js';
 import { probeWebCapabilities } from './webcaps.js';
 
@@ -479,7 +481,7 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
     checkAbort(abort);
     const got = await collectSamples(sample, out.reps, measure, abort);
     Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
-    if (medianOf(got.samplesMs) * out.reps < 0.9 * minMs) out.flags.push('short-samples');
+    if (medianOf(got.samplesMs) * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
 
     // 6. values at the check positions
     checkAbort(abort);

@@ -7,6 +7,9 @@ const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
 
 // A sample must span this many timer ticks unless the measure spec says otherwise.
 export const DEFAULT_MIN_TICKS = 100;
+// A record whose median sample spans less than this fraction of the minimum is flagged
+// 'short-samples' (max_reps reached first, or a busy machine made calibration overshoot).
+export const SHORT_SAMPLE_FRACTION = 0.5;
 
 // Smallest non-zero step of performance.now(): 5 us when cross-origin isolated in Chromium,
 // 100 us otherwise.
