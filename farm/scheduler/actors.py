@@ -58,7 +58,7 @@ class DeviceWorker:
         probe = self.driver.probe()
         if not probe.get("webgpu", True) or probe.get("error"):
             raise DriverError("device", f"no WebGPU on {self.device.id}: {probe.get('error')}")
-        ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides)
+        ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides, self.device.tags)
         self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,

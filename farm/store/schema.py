@@ -4,13 +4,17 @@ Tables (one folder of part files each under ``results/<run_id>/``):
 - ``trials``: one row per tuning candidate evaluated on a device (failures included).
 - ``measurements``: the final comparison; one row per (job, implementation, round).
 - ``jobs``: one row per job attempt with its outcome and best config.
+
+Every table has ``flags`` (list of strings): the validity flags of farm/validity.py (the device's,
+from its probe, plus the record's own), so analysis can exclude or group by them.
+Format 2 added ``flags`` everywhere and the cold numbers and sampling outcome of measurements.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _common = [
     ("run_id", pa.string()),
@@ -21,6 +25,7 @@ _common = [
     ("op_key", pa.string()),
     ("op_label", pa.string()),
     ("ts", pa.float64()),
+    ("flags", pa.list_(pa.string())),
 ]
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -63,6 +68,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("reps", pa.int64()),
         ("timer_kind", pa.string()),
         ("timer_resolution_ms", pa.float64()),
+        ("compile_ms", pa.float64()),     # cold: kernel compile / library init + model build
+        ("first_run_ms", pa.float64()),   # cold: first run with readback
+        ("stop", pa.string()),            # why sampling stopped: fixed | ci | max-samples | max-time
+        ("ci_low_ms", pa.float64()),      # 95 % CI of the median (order statistics), None below 6 samples
+        ("ci_high_ms", pa.float64()),
     ]),
     "jobs": pa.schema(_common + [
         ("attempt", pa.int64()),
