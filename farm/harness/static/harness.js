@@ -67,10 +67,17 @@ async function acquireGpu() {
       '(headless Chromium without a GPU needs --enable-unsafe-webgpu)');
   }
   const options = FEATURE_LEVEL === 'compatibility' ? { featureLevel: 'compatibility' } : {};
-  const adapter = await navigator.gpu.requestAdapter(options);
+  // Right after start, Chromium's GPU process can answer null while it still enumerates its
+  // adapters (seen with an NVIDIA GPU in headless mode): ask again, a few times, before giving up.
+  let adapter = null;
+  for (let attempt = 0; attempt < 4 && !adapter; attempt++) {
+    if (attempt) await new Promise((r) => setTimeout(r, 250 * attempt));
+    adapter = await navigator.gpu.requestAdapter(options);
+  }
   if (!adapter) {
     throw new HarnessError('harness', `requestAdapter(${JSON.stringify(options)}) returned null: no WebGPU ` +
-      'adapter (Chromium without a GPU needs --enable-unsafe-webgpu; lavapipe needs the compatibility profile flags)');
+      'adapter (Chromium without a GPU needs --enable-unsafe-webgpu; lavapipe needs the compatibility profile flags; ' +
+      'headless Chromium on an NVIDIA GPU needs --enable-features=Vulkan --disable-vulkan-surface)');
   }
   const requiredLimits = {};
   for (const name of RAISED_LIMITS) {
