@@ -50,6 +50,14 @@ READY_FUNCTION = "() => window.jitfarmReady === true || !!window.jitfarmLoadErro
 LOAD_ERROR_FUNCTION = "() => window.jitfarmLoadError"
 WEDGED_FUNCTION = "() => window.jitfarm.wedged()"
 VERSION_FUNCTION = "() => window.jitfarm.version"
+# The GL renderer string Chrome reports to pages (on a phone e.g. "Adreno (TM) 740"): a covariate.
+GPU_RENDERER_FUNCTION = """() => {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl');
+    const ext = gl && gl.getExtension('WEBGL_debug_renderer_info');
+    return ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : (gl ? gl.getParameter(gl.RENDERER) : null);
+  } catch (e) { return null; }
+}"""
 
 
 def page_url(server_url: str, feature_level: str) -> str:

@@ -145,6 +145,17 @@ class PlaywrightDriver(HarnessPageDriver):
             self._server = HarnessServer()
         self._server.start()
         self._pw = _acquire_playwright()
+        self._browser, self._context = self._start_browser()
+        self._browser.on("disconnected", lambda *_: self._mark_crashed("browser disconnected"))
+        self._page = self._context.new_page()
+        self._page.set_default_timeout(opts.call_timeout_s * 1000)
+        self._page.on("crash", lambda *_: self._mark_crashed("page crashed"))
+        self._page.on("console", self._on_console)
+        self._page.on("pageerror", lambda err: self._log_page_error(f"uncaught: {err}"))
+
+    def _start_browser(self) -> tuple[Any, Any]:
+        """(browser, context) the harness page opens in: here a freshly launched browser."""
+        opts = self.options
         launch: dict[str, Any] = {
             "headless": opts.headless,
             "timeout": opts.launch_timeout_s * 1000,
@@ -158,16 +169,11 @@ class PlaywrightDriver(HarnessPageDriver):
             launch["args"], launch["ignore_default_args"] = chromium_launch_args(opts)
         else:
             launch["args"] = list(opts.args)
-        self._browser = getattr(self._pw, opts.browser).launch(**launch)
-        self._browser.on("disconnected", lambda *_: self._mark_crashed("browser disconnected"))
-        self._context = self._browser.new_context()
+        browser = getattr(self._pw, opts.browser).launch(**launch)
+        self._browser, self._context = browser, browser.new_context()
         if opts.browser == "chromium":
             self._check_command_line()
-        self._page = self._context.new_page()
-        self._page.set_default_timeout(opts.call_timeout_s * 1000)
-        self._page.on("crash", lambda *_: self._mark_crashed("page crashed"))
-        self._page.on("console", self._on_console)
-        self._page.on("pageerror", lambda err: self._log_page_error(f"uncaught: {err}"))
+        return browser, self._context
 
     def _check_command_line(self) -> None:
         """Record the browser's real command line (chrome://version) and warn about flags that
