@@ -87,6 +87,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("job_id", pa.string()),
         ("device_id", pa.string()),
         ("ts", pa.float64()),
+        ("attempt", pa.int64()),
         ("battery_level", pa.int64()),
         ("battery_temp_c", pa.float64()),
         ("thermal_status", pa.string()),

@@ -14,7 +14,6 @@ import pytest
 from farm.config.devices import load_device
 from farm.config.experiments import JobSpec, load_experiment
 from farm.drivers.appium_driver import AppiumDriver
-from farm.drivers.appium_server import APPIUM_MAIN, AppiumServer, AppiumServerOptions, installed_drivers
 from farm.drivers.base import DriverError
 from farm.scheduler.job import DeviceContext, JobRunner
 from jit_core.ops import MatMul
@@ -22,60 +21,12 @@ from jit_core.protocol import MeasureSpec, make_batch
 from jit_core.reference import check_outputs, check_positions
 from jit_core.space import Config
 from jit_core.templates import get_template
+from tests.appium_support import alive, appium_server, child_pids, session_chromedriver  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE_YAML = ROOT / "device_configs" / "local-appium-chromium.yaml"
 
 pytestmark = [pytest.mark.appium, pytest.mark.browser]
-
-
-def child_pids(pid: int, name: str | None = None) -> list[int]:
-    """PIDs of the live children of ``pid`` (whose executable name is ``name``), from /proc."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and (name is None or comm == name):
-            out.append(int(stat.parent.name))
-    return out
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
-def session_chromedriver(server_pid: int, port: int) -> int:
-    """The chromedriver the Appium server started for the session on ``port``."""
-    pids = [p for p in child_pids(server_pid, "chromedriver") if f"--port={port}" in cmdline(p)]
-    assert len(pids) == 1, f"one chromedriver on port {port} under Appium {server_pid}: {pids}"
-    return pids[0]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-@pytest.fixture(scope="module")
-def appium_server():
-    if not APPIUM_MAIN.is_file() or "chromium" not in installed_drivers():
-        pytest.skip("Appium or its Chromium driver is not installed: run `bash scripts/setup.sh`")
-    if not Path("/usr/bin/chromedriver").is_file():
-        pytest.skip("no chromedriver: run `bash scripts/setup.sh` (installs Debian's chromium-driver)")
-    server = AppiumServer(AppiumServerOptions(needs_driver="chromium"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def device(server_url: str | None):
