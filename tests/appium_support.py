@@ -60,3 +60,25 @@ def appium_server():
     server.start()
     yield server
     server.stop()
+
+
+def attached_phones() -> list[str]:
+    """Serials `adb devices` lists as ready. The adb server daemon that the call starts is killed
+    again when no phone is attached, so a test run without phones leaves no process behind."""
+    import shutil
+    import socket
+    import subprocess
+
+    from farm.drivers.adb import Adb
+    from farm.drivers.android_options import AndroidOptions
+
+    if shutil.which("adb") is None:
+        pytest.skip("adb is not installed: `bash scripts/setup.sh --android` installs it")
+    with socket.socket() as s:
+        daemon_was_up = s.connect_ex(("127.0.0.1", 5037)) == 0
+    ready = [s for s, state in Adb(AndroidOptions()).devices() if state == "device"]
+    if not ready and not daemon_was_up:
+        subprocess.run(["adb", "kill-server"], capture_output=True, timeout=30)
+    if not ready:
+        pytest.skip("no Android device attached (`adb devices` lists none ready): plug a phone in with USB debugging on")
+    return ready

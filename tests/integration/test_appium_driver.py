@@ -182,3 +182,27 @@ def test_killing_chromedriver_mid_job_is_a_device_failure_and_a_reopened_driver_
         drv.close()
     assert summary["status"] == "ok" and summary["attempt"] == 2 and summary["trials"] == 12
     assert {r["ok"] and r["check_ok"] for r in again["trials"]} == {True}
+
+
+def test_a_session_on_an_attached_phone_runs_the_harness():
+    """Chrome on a real phone through UiAutomator2; skips, saying what is missing, without one."""
+    from farm.drivers.android_options import AndroidOptions
+    from farm.drivers.appium_server import installed_drivers
+    from tests.appium_support import attached_phones
+
+    ready = attached_phones()
+    if "uiautomator2" not in installed_drivers():
+        pytest.skip("Appium's UiAutomator2 driver is not installed: `bash scripts/setup.sh --android`")
+    chromedrivers = os.environ.get("JITFARM_CHROMEDRIVER_DIR")
+    if not chromedrivers:
+        pytest.skip("set JITFARM_CHROMEDRIVER_DIR to a folder with a chromedriver matching the phone's Chrome")
+    spec = load_device(Path(__file__).resolve().parents[2] / "device_configs" / "pixel-5-adreno.yaml")
+    appium = type(spec.appium)(**{**spec.appium.__dict__, "chromedriver_executable_dir": chromedrivers})
+    drv = AppiumDriver(appium, spec.browser, AndroidOptions(serial=ready[0]))
+    drv.open()
+    try:
+        assert drv.probe()["webgpu"]
+        cov = drv.covariates()
+        assert "battery_temp_c" in cov and "chrome_version" in cov
+    finally:
+        drv.close()

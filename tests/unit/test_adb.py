@@ -4,7 +4,6 @@ and skips, saying why, when there is none."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -160,11 +159,8 @@ def test_parsers_tolerate_missing_fields():
 
 @pytest.mark.appium
 def test_real_adb_reads_covariates_of_an_attached_phone():
-    if shutil.which("adb") is None:
-        pytest.skip("adb is not installed: `bash scripts/setup.sh --android` installs it")
-    adb = Adb(AndroidOptions())
-    ready = [s for s, state in adb.devices() if state == "device"]
-    if not ready:
-        pytest.skip("no Android device attached (`adb devices` lists none ready): plug a phone in with USB debugging on")
+    from tests.appium_support import attached_phones
+
+    ready = attached_phones()
     cov = Adb(AndroidOptions(serial=ready[0])).covariates()
     assert "battery_level" in cov and "chrome_version" in cov
