@@ -46,6 +46,9 @@ class AppiumOptions:
     chromedriver matching the browser (on Android it must match Chrome's major version).
     ``chromedriver_port``: None picks a free port per session, so parallel sessions never share
     one. ``capabilities``: extra W3C capabilities, applied last (they override the defaults).
+    ``session_timeout_s``: the longest any HTTP call to Appium may take (creating a session on a
+    phone installs UiAutomator2's server first); calls that run the harness get at least the
+    browser's ``call_timeout_s`` plus a margin.
     """
 
     server_url: str | None = None

@@ -124,6 +124,7 @@ class AppiumDriver(HarnessPageDriver):
     def _new_session(self) -> None:
         from appium import webdriver
         from appium.options.common import AppiumOptions as W3COptions
+        from appium.webdriver.client_config import AppiumClientConfig
 
         udid = self.adb.serial if self.adb is not None else None
         port = self.appium.chromedriver_port or free_port()
@@ -131,8 +132,11 @@ class AppiumDriver(HarnessPageDriver):
         options = W3COptions()
         for name, value in self.capabilities.items():
             options.set_capability(name, value)
+        # Every HTTP call to Appium is bounded: a hung server or phone becomes a device failure.
+        http_timeout = max(self.appium.session_timeout_s, self.call_timeout_s + 2 * SCRIPT_TIMEOUT_MARGIN_S)
+        config = AppiumClientConfig(self.appium_server.url, timeout=int(http_timeout))
         try:
-            session = webdriver.Remote(self.appium_server.url, options=options)
+            session = webdriver.Remote(self.appium_server.url, options=options, client_config=config)
         except Exception as e:  # noqa: BLE001
             raise DriverError("infra", f"Appium refused the session at {self.appium_server.url}: "
                                        f"{_first_line(e)}") from e

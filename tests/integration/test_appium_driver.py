@@ -74,6 +74,22 @@ def test_versions_and_covariates_name_what_ran(driver):
     assert caps["appium:chromedriverPort"] > 0 and caps["appium:automationName"] == "Chromium"
 
 
+def test_a_runaway_kernel_times_out_and_the_batch_goes_on_in_a_new_session(driver):
+    from tests.integration.test_harness_chromium import SPINS, naive_kernel
+
+    op = MatMul(M=33, N=17, K=9)
+    positions = check_positions(op)
+    measure = MeasureSpec(warmup=0, samples=2, min_sample_ms=1.0, max_reps=8, timeout_ms=1500)
+    batch = make_batch(op, [("spin", SPINS), ("after", naive_kernel(op))], seed=11, measure=measure,
+                       check_positions=positions)
+    port = driver.capabilities["appium:chromedriverPort"]
+    spin, after = driver.run_batch(batch)
+    assert not spin.ok and spin.error_class == "timeout"
+    assert after.ok and check_outputs(op, 11, positions, after.values).ok
+    assert driver.capabilities["appium:chromedriverPort"] != port  # a new session, on its own port
+    assert driver.probe()["webgpu"]
+
+
 def test_a_local_appium_server_is_started_on_loopback_and_stopped_by_pid():
     spec, appium = device(None)
     drv = AppiumDriver(appium, spec.browser)
