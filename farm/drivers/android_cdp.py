@@ -8,8 +8,11 @@ through ``adb reverse``. Everything after the connection is PlaywrightDriver's.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
+import urllib.request
 from typing import Any
 
 from farm.drivers.adb import Adb
@@ -42,8 +45,7 @@ class AndroidCdpDriver(PlaywrightDriver):
                  endpoint_url: str | None = None, server: HarnessServer | None = None, adb: Adb | None = None):
         if (android is None) == (endpoint_url is None):
             raise ValueError("give exactly one of android options or endpoint_url")
-        super().__init__(BrowserOptions(**{**browser.__dict__, "executable_path": None, "channel": None}),
-                         server=server)
+        super().__init__(dataclasses.replace(browser, executable_path=None, channel=None), server=server)
         self.android = android
         self.endpoint_url = endpoint_url
         self.adb = adb if adb is not None else (Adb(android) if android is not None else None)
@@ -116,9 +118,6 @@ class AndroidCdpDriver(PlaywrightDriver):
 
 
 def _devtools_answers(endpoint: str) -> bool:
-    import json
-    import urllib.request
-
     try:
         with urllib.request.urlopen(f"{endpoint}/json/version", timeout=2) as resp:
             return bool(json.loads(resp.read().decode("utf-8")))

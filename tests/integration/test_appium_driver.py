@@ -3,6 +3,7 @@ Debian's chromedriver driving headless Chromium: the phone's protocol path, othe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.appium, pytest.mark.browser]
 
 def device(server_url: str | None):
     spec = load_device(DEVICE_YAML)
-    appium = spec.appium if server_url is None else type(spec.appium)(**{**spec.appium.__dict__, "server_url": server_url})
+    appium = spec.appium if server_url is None else dataclasses.replace(spec.appium, server_url=server_url)
     return spec, appium
 
 
@@ -213,7 +214,7 @@ def test_a_session_on_an_attached_phone_runs_the_harness():
     if not chromedrivers:
         pytest.skip("set JITFARM_CHROMEDRIVER_DIR to a folder with a chromedriver matching the phone's Chrome")
     spec = load_device(Path(__file__).resolve().parents[2] / "device_configs" / "pixel-5-adreno.yaml")
-    appium = type(spec.appium)(**{**spec.appium.__dict__, "chromedriver_executable_dir": chromedrivers})
+    appium = dataclasses.replace(spec.appium, chromedriver_executable_dir=chromedrivers)
     drv = AppiumDriver(appium, spec.browser, AndroidOptions(serial=ready[0]))
     drv.open()
     try:
