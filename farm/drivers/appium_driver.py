@@ -138,8 +138,10 @@ class AppiumDriver(HarnessPageDriver):
         try:
             session = webdriver.Remote(self.appium_server.url, options=options, client_config=config)
         except Exception as e:  # noqa: BLE001
+            tail = self.appium_server.log_tail() if self.appium_server.owned else ""
+            log_tail = f" (Appium log: {tail})" if tail else ""
             raise DriverError("infra", f"Appium refused the session at {self.appium_server.url}: "
-                                       f"{_first_line(e)}") from e
+                                       f"{_first_line(e)}{log_tail}") from e
         self._session = session
         session.set_script_timeout(self.call_timeout_s + SCRIPT_TIMEOUT_MARGIN_S)
         session.set_page_load_timeout(self.browser.launch_timeout_s)

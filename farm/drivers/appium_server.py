@@ -139,7 +139,8 @@ class AppiumServer:
             if self._proc.poll() is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise DriverError("infra", f"the local Appium server exited at start (code {self._proc_code}): {tail}")
+                raise DriverError("infra", f"the local Appium server exited at start (code {self._proc_code}): "
+                                           f"{tail or 'no log'}")
             if server_status(url, timeout_s=1.0) is not None:
                 self._url = url
                 log.info("local Appium server at %s (pid %s)", url, self.pid)
@@ -147,7 +148,8 @@ class AppiumServer:
             time.sleep(0.2)
         tail = self.log_tail()
         self.stop()
-        raise DriverError("infra", f"the local Appium server did not answer within {self.options.start_timeout_s} s: {tail}")
+        raise DriverError("infra", f"the local Appium server did not answer within "
+                                   f"{self.options.start_timeout_s} s: {tail or 'no log'}")
 
     _proc_code: int | None = None
 
@@ -159,10 +161,11 @@ class AppiumServer:
         return ((status.get("value") or {}).get("build") or {}).get("version")
 
     def log_tail(self, lines: int = 5) -> str:
+        """The last warnings/errors of the local server's log ('' when there are none)."""
         if self._log_file is None or not self._log_file.is_file():
-            return "(no log)"
+            return ""
         text = self._log_file.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:]) or "(empty log)"
+        return " | ".join(text[-lines:])
 
     def stop(self) -> None:
         proc, self._proc, self._url = self._proc, None, None
