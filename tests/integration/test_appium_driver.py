@@ -119,6 +119,16 @@ def test_a_wrong_server_url_is_an_infra_error_naming_the_fix():
     assert err.value.error_class == "infra" and "appium.server_url" in err.value.message
 
 
+def test_a_refused_session_is_an_infra_error_with_appiums_reason(appium_server):
+    spec, appium = device(appium_server.url)
+    appium = dataclasses.replace(appium, chromedriver_executable="/nonexistent/chromedriver")
+    drv = AppiumDriver(appium, spec.browser)
+    with pytest.raises(DriverError) as err:
+        drv.open()
+    assert err.value.error_class == "infra" and "/nonexistent/chromedriver" in err.value.message
+    drv.close()
+
+
 def _job_runner(drv: AppiumDriver, exp, job: JobSpec, records: dict):
     probe = drv.probe()
     ctx = DeviceContext.from_probe(job.device_id, probe, None)
