@@ -49,13 +49,18 @@ def session_chromedriver(server_pid: int, port: int | None = None) -> int:
     return pids[0]
 
 
-@pytest.fixture(scope="module")
-def appium_server():
-    """A real Appium server from farm/appium/ on 127.0.0.1, owned (and stopped) by the test module."""
+def require_appium() -> None:
+    """Skip, saying what to run, unless Appium, its Chromium driver and chromedriver are installed."""
     if not APPIUM_MAIN.is_file() or "chromium" not in installed_drivers():
         pytest.skip("Appium or its Chromium driver is not installed: run `bash scripts/setup.sh`")
     if not Path(CHROMEDRIVER).is_file():
         pytest.skip("no chromedriver: run `bash scripts/setup.sh` (installs Debian's chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def appium_server():
+    """A real Appium server from farm/appium/ on 127.0.0.1, owned (and stopped) by the test module."""
+    require_appium()
     server = AppiumServer(AppiumServerOptions(needs_driver="chromium"))
     server.start()
     yield server
