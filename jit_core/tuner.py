@@ -27,7 +27,8 @@ STOP_REASONS = ("space-exhausted", "time-budget", "eval-budget")
 
 @dataclass(frozen=True)
 class TuneOptions:
-    """How to tune one op: ``strategy`` name, wall-clock ``budget_s`` (checked before each batch),
+    """How to tune one op: ``strategy`` name, wall-clock ``budget_s`` (checked before each batch
+    but the first),
     optional ``max_evals`` (candidates tried, failures included), ``batch_size`` candidates per
     device round trip, ``seed`` for inputs, check positions and the strategy, ``measure`` (how each
     candidate is timed; a strategy may ask for fewer samples, see ``Strategy.samples``),
@@ -81,6 +82,7 @@ class TrialRecord:
     elapsed_s: float = 0.0
     best_so_far_ms: float | None = None
     best_config_key: str | None = None
+    flags: list[str] = field(default_factory=list)  # the device's measurement flags, e.g. short-samples
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,7 +166,7 @@ def tune(
             stopped = "eval-budget"
             break
         remaining = options.budget_s - elapsed()
-        if remaining <= 0:
+        if remaining <= 0 and trials:  # the first batch always runs: a tune returns something
             stopped = "time-budget"
             break
         n = options.batch_size
@@ -270,6 +272,7 @@ def _from_result(
         reps=res.reps,
         timer_kind=res.timer_kind,
         timer_resolution_ms=res.timer_resolution_ms,
+        flags=list(res.flags),
     )
     if not res.ok:
         rec.error_class = rec.error_class or "harness"
