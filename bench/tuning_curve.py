@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="device id in device_configs/ (records the spaces on it)")
     p.add_argument("--devices-dir", default=str(ROOT / "device_configs"))
     p.add_argument("--only", default=None, help="comma-separated op labels to keep")
+    p.add_argument("--op", action="append", default=[], metavar="MxNxK:TEMPLATE",
+                   help="tune this op instead of the default set (repeatable), e.g. 64x64x64:matmul-wgsl-vec4")
     p.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma-separated, from {sorted(STRATEGIES)}")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--within", type=float, default=0.05, help="target: best-so-far <= (1 + within) * space best")
@@ -88,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     ops = [o for o in OPS if not args.only or o[0] in set(args.only.split(","))]
+    if args.op:
+        ops = []
+        for text in args.op:
+            shape, _, template = text.partition(":")
+            M, N, K = (int(x) for x in shape.split("x"))
+            ops.append((shape, M, N, K, template or "matmul-wgsl-vec4"))
     strategies = args.strategies.split(",")
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
