@@ -125,6 +125,8 @@ def record_space(op: OpSpec, template: Template | str, caps: DeviceCaps, runner:
         wall = batch[0].elapsed_s - previous
         previous = batch[0].elapsed_s
         own = [_own_s(r, measure) for r in batch]
+        if sum(own) > wall > 0:  # the estimate overshoots (e.g. a first run that includes setup): scale it
+            own = [o * wall / sum(own) for o in own]
         share = max(0.0, wall - sum(own)) / len(batch)
         for r, o in zip(batch, own):
             configs[r.config_key] = _recorded(r, o + share)
