@@ -130,7 +130,8 @@ class JobRunner:
             self.progress({"op": job.label, "phase": "tune", **counts})
 
         self.progress({"op": job.label, "phase": "tune", **counts})
-        cache = None if exp.tuner.cache == "off" else TuneCache(exp.tuner.cache)
+        # run_experiment resolves 'auto' to a file under the results folder; unresolved, no cache
+        cache = None if exp.tuner.cache in ("off", "auto") else TuneCache(exp.tuner.cache)
         plan = plan_tune(cache, op, template.name, template.version, self.ctx.caps, options,
                          retime=exp.tuner.cache_retime)
         t0 = time.perf_counter()
