@@ -20,7 +20,8 @@ class Strategy(abc.ABC):
       ``done`` is True) or while it waits for costs of configs it already handed out (the tuner
       tells every config of a batch before asking again, so for the tuner an empty answer means done).
     - ``samples`` is the number of timed samples the strategy wants for the configs of its last
-      ask, or None for the tuner's default (``MeasureSpec.samples``).
+      ask, or None for the tuner's default (``MeasureSpec.samples``, passed to the constructor as
+      ``samples`` for strategies that vary it).
     - ``tell(config, cost_ms)`` reports the cost of a pending config exactly once per ask; ``None``
       means the config failed (did not compile, crashed, or gave a wrong result) and must never
       win. A re-measured config's new cost replaces its old one (it is based on more samples).
@@ -37,7 +38,6 @@ class Strategy(abc.ABC):
     def __init__(self, space: Space, *, seed: int = 1, start: Sequence[Config] = (), samples: int | None = None):
         self.space = space
         self.seed = seed
-        self.full_samples = samples  # the tuner's default sample count, when a strategy needs it
         self.samples: int | None = None
         self.asked: list[Config] = []  # every ask, in order (a re-measured config appears again)
         self.costs: dict[Config, float | None] = {}  # latest cost per config
