@@ -36,6 +36,7 @@ from jit_core.ops import MatMul  # noqa: E402
 from jit_core.protocol import MeasureSpec  # noqa: E402
 from jit_core.replay import Recording, ReplayRunner, record_space  # noqa: E402
 from jit_core.search import STRATEGIES  # noqa: E402
+from jit_core.templates import get_template  # noqa: E402
 from jit_core.tuner import TuneOptions, TuneResult, tune  # noqa: E402
 
 # (label, M, N, K, template): the template that wins each shape on lavapipe (bench/kernels.py).
@@ -51,12 +52,13 @@ def file_name(label: str) -> str:
     return label.replace(" ", "_").replace("/", "_") + ".json"
 
 
-def time_to_target(res: TuneResult, rec: Recording, target_ms: float) -> float | None:
-    """Seconds (of ``res``' clock) at which the config the tuner would return first had a recorded
-    median within ``target_ms`` (judged by the recording, not by the few samples a strategy took)."""
-    for t in res.trials:
+def time_to_target(res: TuneResult, rec: Recording, target_ms: float) -> tuple[float, int] | None:
+    """Seconds (of ``res``' clock) and candidates timed until the config the tuner would return
+    first had a recorded median within ``target_ms`` (judged by the recording, not by the few
+    samples a strategy took)."""
+    for i, t in enumerate(res.trials):
         if t.best_config_key is not None and (rec.configs[t.best_config_key].median_ms or 1e30) <= target_ms:
-            return t.elapsed_s
+            return t.elapsed_s, i + 1
     return None
 
 
@@ -108,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         for label, *_ in ops:
             path = Path(args.load_recordings) / file_name(label)
             if path.exists():
-                recordings[label] = Recording.load(path)
+                rec = Recording.load(path)
+                if rec.template_version != get_template(rec.template).version:
+                    print(f"skipped {path.name}: recorded with {rec.template} v{rec.template_version}, "
+                          f"now v{get_template(rec.template).version}; record it again")
+                    continue
+                recordings[label] = rec
     else:
         if not args.device:
             p.error("give --device to record on a device, or --load-recordings DIR")
@@ -136,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nTime (device s) until best-so-far <= {1 + args.within:.2f} x the whole space's best; "
           f"medians over {args.seeds} seeds (replay of the recording); budget {args.budget_s:.0f} s per tune\n")
-    header = "| op | template | space | whole space s | " + " | ".join(f"{s} s (n) / final" for s in strategies) + " |"
+    header = ("| op | template | space | whole space s | "
+              + " | ".join(f"{s}: to target (n) / final" for s in strategies) + " |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
+    if args.load_recordings and args.op:
+        for label, *_ in ops:
+            path = Path(args.load_recordings) / file_name(label)
+            if label not in recordings and path.exists():
+                recordings[label] = Recording.load(path)
     for label, *_ in ops:
         rec = recordings.get(label)
         if rec is None or rec.best() is None:
@@ -147,16 +160,18 @@ def main(argv: list[str] | None = None) -> int:
         best_key, best_ms = rec.best()
         cells = []
         for s in strategies:
-            times, finals = [], []
+            times, evals, finals = [], [], []
             for seed in range(1, args.seeds + 1):
                 res = replay(rec, s, seed, args.budget_s, args.batch_size)
-                t = time_to_target(res, rec, best_ms * (1 + args.within))
-                if t is not None:
-                    times.append(t)
+                hit = time_to_target(res, rec, best_ms * (1 + args.within))
+                if hit is not None:
+                    times.append(hit[0])
+                    evals.append(hit[1])
                 if res.best is not None:
                     finals.append(rec.configs[res.best.config_key].median_ms / best_ms)
             med = statistics.median(times) if times else None
-            cell = f"{fmt(med)} ({len(times)}/{args.seeds}) / {fmt(statistics.median(finals) if finals else None, '.3f')}"
+            cell = (f"{fmt(med)} s, {fmt(statistics.median(evals) if evals else None, '.0f')} evals ({len(times)}/{args.seeds})"
+                    f" / {fmt(statistics.median(finals) if finals else None, '.3f')}")
             if (label, s) in live:
                 cell += f" · live {fmt(live[(label, s)], '.3f')}"
             cells.append(cell)
