@@ -15,14 +15,28 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from farm.config.experiments import load_experiment
 
     # Validate everything before importing Ray or starting anything.
-    exp = load_experiment(Path(args.experiment), Path(args.devices_dir) if args.devices_dir else None)
+    source = args.resume or args.replay
+    if source:
+        if args.experiment or (args.resume and args.replay):
+            raise UserError("jitfarm run: give an experiment YAML, or --resume RUN_ID, or --replay RUN_ID (one of them)")
+        from farm.config.lock import experiment_of_run
+        from farm.scheduler.manifest import drift
+
+        exp, recorded = experiment_of_run(Path(args.results_dir), source)
+        for note in drift(recorded):
+            err.print(f"[yellow]differs from the recorded run[/]: {note}", highlight=False)
+    elif not args.experiment:
+        raise UserError("jitfarm run: no experiment. Fix: pass experiments/<name>.yaml, or --resume/--replay RUN_ID")
+    else:
+        exp = load_experiment(Path(args.experiment), Path(args.devices_dir) if args.devices_dir else None)
 
     from farm.analysis.summary import summarize
     from farm.report.console import print_results
     from farm.scheduler.run import RunOptions, run_experiment
     from farm.store.parquet import ParquetStore
 
-    outcome = run_experiment(exp, RunOptions(results_dir=Path(args.results_dir), address=args.address), console=err)
+    outcome = run_experiment(exp, RunOptions(results_dir=Path(args.results_dir), address=args.address,
+                                             resume=args.resume, replay_of=args.replay), console=err)
     summaries = summarize(ParquetStore(outcome.run_dir))
     print_results(summaries, list(exp.baselines), out)
     failed = [s for s in summaries if s.status != "ok"]
@@ -70,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jitfarm", description="JIT-tune in-browser DL kernels across a device farm")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment YAML")
-    run.add_argument("experiment", help="path to experiments/<name>.yaml")
+    run.add_argument("experiment", nargs="?", help="path to experiments/<name>.yaml")
+    run.add_argument("--resume", metavar="RUN_ID", help="complete a run: re-run only its jobs without a successful record")
+    run.add_argument("--replay", metavar="RUN_ID", help="run the experiment recorded in RUN_ID's manifest again, as a new run")
     run.add_argument("--results-dir", default="results", help="where results/<run_id>/ goes (default: results)")
     run.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: ../device_configs of the experiment)")
     run.add_argument("--address", default=None, help="Ray cluster address ('auto' or ray://host:port); default: local embedded Ray")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import traceback
 from pathlib import Path
 from typing import Any
@@ -37,19 +39,33 @@ class Aggregator:
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {k: dict(v) for k, v in self.progress.items()}
 
+    def flush(self) -> int:
+        """Returns once every append sent before it by the same caller is on disk."""
+        return self.rows
+
 
 class DeviceWorker:
     """Owns one device for the whole run: opens its driver, probes it, runs its jobs one at a
     time (one measurement at a time per device), closes it.
 
-    Contract: ``open()`` returns the device context as a dict or raises DriverError; ``run_job()``
-    returns the job's summary row; every record reaches the aggregator before ``run_job`` returns.
+    Contract: ``open()`` returns the device context as a dict or raises DriverError; ``reopen()``
+    closes and opens the driver again; ``run_job(job, attempt)`` returns the job's summary row (a
+    failed one when the driver raised) and every record it made carries ``attempt`` and is on disk
+    before it returns. Retries, timeouts and quarantine are the caller's (farm/scheduler/lanes.py).
     """
 
     def __init__(self, device: DeviceSpec, experiment: ExperimentSpec, run_id: str, aggregator: Any):
         self.device, self.exp, self.run_id, self.aggregator = device, experiment, run_id, aggregator
         self.driver = None
         self.runner: JobRunner | None = None
+        self.attempt = 1
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def reopen(self) -> dict[str, Any]:
+        self.close()
+        return self.open()
 
     def open(self) -> dict[str, Any]:
         self.aggregator.report.remote(self.device.id, {"phase": "opening"})
@@ -62,35 +78,37 @@ class DeviceWorker:
         self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
-                "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions()}
+                "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions(),
+                "pid": os.getpid(), "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
 
     def _emit(self, table: str, rows: list[dict[str, Any]]) -> None:
-        self.aggregator.append.remote(table, rows)
+        self.aggregator.append.remote(table, [{**row, "attempt": self.attempt} for row in rows])
 
     def _progress(self, info: dict[str, Any]) -> None:
         self.aggregator.report.remote(self.device.id, info)
 
-    def run_job(self, job: JobSpec) -> dict[str, Any]:
+    def run_job(self, job: JobSpec, attempt: int = 1) -> dict[str, Any]:
         assert self.runner is not None, "open() first"
+        self.attempt = attempt
         try:
-            summary = self.runner.run(job)
+            summary = self.runner.run(job, attempt)
         except DriverError as exc:
             summary = self._failed(job, exc.error_class, exc.message)
         except Exception as exc:  # a bug or an unexpected device failure: a record, not a dead run
             summary = self._failed(job, "harness", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
         # A synchronous call: Ray runs one caller's actor tasks in order, so once this returns
         # every earlier append of this worker is on disk.
-        ray.get(self.aggregator.append.remote("jobs", []))
+        ray.get(self.aggregator.flush.remote())
         return summary
 
     def _failed(self, job: JobSpec, error_class: str, message: str) -> dict[str, Any]:
         assert self.runner is not None
-        row = {**self.runner._common(job), "attempt": 1, "status": "failed", "error_class": error_class,
+        row = {**self.runner._common(job), "attempt": self.attempt, "status": "failed", "error_class": error_class,
                "error": message, "template": self.exp.tuner.template, "strategy": self.exp.tuner.strategy}
         ray.get(self.aggregator.append.remote("jobs", [row]))
         return row
 
     def close(self) -> None:
         if self.driver is not None:
-            self.driver.close()
-            self.driver = None
+            driver, self.driver, self.runner = self.driver, None, None
+            driver.close()

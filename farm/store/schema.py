@@ -4,6 +4,7 @@ Tables (one folder of part files each under ``results/<run_id>/``):
 - ``trials``: one row per tuning candidate evaluated on a device (failures included).
 - ``measurements``: the final comparison; one row per (job, implementation, round).
 - ``jobs``: one row per job attempt with its outcome and best config.
+Every row carries the job ``attempt`` that made it: (job_id, attempt) names one attempt.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _common = [
     ("op_key", pa.string()),
     ("op_label", pa.string()),
     ("ts", pa.float64()),
+    ("attempt", pa.int64()),          # the job attempt (1, 2, ...) that made the row
 ]
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -65,8 +67,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("timer_resolution_ms", pa.float64()),
     ]),
     "jobs": pa.schema(_common + [
-        ("attempt", pa.int64()),
-        ("status", pa.string()),          # "ok" | "failed"
+        ("status", pa.string()),          # "ok" | "failed" | "skipped" (not run: device quarantined)
         ("error_class", pa.string()),
         ("error", pa.string()),
         ("template", pa.string()),
