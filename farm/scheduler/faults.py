@@ -47,7 +47,9 @@ def _known(error_class: str) -> str:
 
 def _last_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else type(exc).__name__
+    line = lines[-1] if lines else type(exc).__name__
+    # Ray's death notices run to a paragraph; the first sentences say what happened.
+    return line if len(line) <= 240 else line[:240] + "..."
 
 
 class DeviceHealth:

@@ -104,10 +104,15 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
     t_start = time.perf_counter()
     lanes: dict[str, DeviceLane] = {}
     status = "failed"
+    # Inside a program that already started Ray (a notebook, a test session) the run uses that
+    # instance and leaves it running; otherwise it starts and stops its own.
+    owns_ray = not ray.is_initialized()
+    agg = None
     try:
-        _init_ray(exp, options)
+        if owns_ray:
+            _init_ray(exp, options)
         cluster = _cluster_facts()
-        store.update_manifest(ray={"address": options.address or "local", **cluster})
+        store.update_manifest(ray={"address": options.address or ("local" if owns_ray else "existing"), **cluster})
         here = ray.get_runtime_context().get_node_id()
         agg = ray.remote(num_cpus=0, max_concurrency=1)(Aggregator).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(run_dir.resolve()))
@@ -161,7 +166,9 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
         manifest = store.read_manifest()
         store.update_manifest(status=status, wall_s=manifest.get("wall_s", 0.0) + wall_s if options.resume else wall_s,
                               devices={**manifest.get("devices", {}), **devices})
-        if ray.is_initialized():
+        if agg is not None and not owns_ray:
+            ray.kill(agg)
+        if owns_ray and ray.is_initialized():
             ray.shutdown()
     jobs = store.read("jobs")
     return RunOutcome(run_id, run_dir, jobs.to_dict("records"), devices, wall_s)
