@@ -50,8 +50,8 @@ class DeviceWorker:
 
     Contract: ``open()`` returns the device context as a dict or raises DriverError; ``reopen()``
     closes and opens the driver again; ``run_job(job, attempt)`` returns the job's summary row (a
-    failed one when the driver raised) and every record it made carries ``attempt`` and is on disk
-    before it returns. Retries, timeouts and quarantine are the caller's (farm/scheduler/lanes.py).
+    failed one when the driver raised); every record it made carries ``attempt`` and reaches the
+    aggregator in order (the job's ``jobs`` row last), and all are on disk once ``close()`` returns. Retries, timeouts and quarantine are the caller's (farm/scheduler/lanes.py).
     """
 
     def __init__(self, device: DeviceSpec, experiment: ExperimentSpec, run_id: str, aggregator: Any):
@@ -96,9 +96,8 @@ class DeviceWorker:
             summary = self._failed(job, exc.error_class, exc.message)
         except Exception as exc:  # a bug or an unexpected device failure: a record, not a dead run
             summary = self._failed(job, "harness", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
-        # A synchronous call: Ray runs one caller's actor tasks in order, so once this returns
-        # every earlier append of this worker is on disk.
-        ray.get(self.aggregator.flush.remote())
+        # Not awaited: Ray runs one caller's actor tasks in order, so the job's record lands after
+        # its trials and measurements; a record of a job that is on disk has all its rows on disk.
         return summary
 
     def _failed(self, job: JobSpec, error_class: str, message: str) -> dict[str, Any]:
@@ -109,6 +108,8 @@ class DeviceWorker:
         return row
 
     def close(self) -> None:
+        """Close the driver; returns once every record this worker sent is on disk."""
+        ray.get(self.aggregator.flush.remote())
         if self.driver is not None:
             driver, self.driver, self.runner = self.driver, None, None
             driver.close()

@@ -55,6 +55,10 @@ class DeviceLane:
         self.failed_attempts = 0
         self.restarts = 0
         self.finished = not plan
+        # monotonic times: worker spawned, first job sent, lane finished (for the overhead figure)
+        self.t_spawn: float | None = None
+        self.t_first_job: float | None = None
+        self.t_end: float | None = None
 
     # ------------------------------------------------------------------------------ life cycle
     def start(self, unavailable: str | None = None) -> None:
@@ -68,6 +72,7 @@ class DeviceLane:
         self._spawn()
 
     def _spawn(self) -> None:
+        self.t_spawn = self.t_spawn or time.monotonic()
         self.actor = self.make_actor(self.device)
         self.flight = _InFlight("open", self.actor.open.remote(), time.monotonic())
 
@@ -133,8 +138,10 @@ class DeviceLane:
     def _next(self) -> None:
         if not self.queue:
             self.finished = True
+            self.t_end = time.monotonic()
             return
         job, attempt = self.queue.popleft()
+        self.t_first_job = self.t_first_job or time.monotonic()
         self.flight = _InFlight("job", self.actor.run_job.remote(job, attempt), time.monotonic(), job, attempt)
 
     def _job_returned(self, flight: _InFlight) -> None:
@@ -183,6 +190,7 @@ class DeviceLane:
         self.done += len(self.queue)
         self.queue.clear()
         self.finished = True
+        self.t_end = time.monotonic()
         if self.actor is not None:
             self.close()
 
@@ -192,6 +200,14 @@ class DeviceLane:
                 "op_key": job.op.key(), "op_label": job.label, "ts": time.time(), "attempt": attempt,
                 "status": status, "error_class": cls, "error": msg, "template": self.exp.tuner.template,
                 "strategy": self.exp.tuner.strategy}
+
+    def timing(self) -> dict[str, float | None]:
+        """Seconds from spawning the worker to the first job, and from the first job to the end."""
+        def span(a: float | None, b: float | None) -> float | None:
+            return b - a if a is not None and b is not None else None
+
+        return {"open_s": span(self.t_spawn, self.t_first_job), "jobs_wall_s": span(self.t_first_job, self.t_end),
+                "restarts": self.restarts, "failed_attempts": self.failed_attempts}
 
     # -------------------------------------------------------------------------------- progress
     def describe(self, live: dict[str, Any]) -> str:

@@ -111,6 +111,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
     try:
         if owns_ray:
             _init_ray(exp, options)
+        ray_ready_s = time.perf_counter() - t_start
         cluster = _cluster_facts()
         store.update_manifest(ray={"address": options.address or ("local" if owns_ray else "existing"), **cluster})
         here = ray.get_runtime_context().get_node_id()
@@ -155,6 +156,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
                     store.update_manifest(devices=devices_now)
                     devices_seen = {k: dict(v) for k, v in devices_now.items()}
         status = "finished"
+        store.update_manifest(timing={"ray_init_s": ray_ready_s, "devices": {d: lane.timing() for d, lane in lanes.items()}})
     finally:
         for lane in lanes.values():
             try:
