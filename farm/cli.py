@@ -63,16 +63,25 @@ def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> i
     from rich.table import Table
 
     from farm.config.devices import list_devices
+    from farm.config.selection import matches
 
     directory = Path(args.devices_dir or "device_configs")
     if not directory.is_dir():
         raise UserError(f"{directory}: no such folder. Fix: run from the project root or pass --devices-dir")
-    table = Table(title=f"devices in {directory}")
+    selector = {}
+    for item in args.tag or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--tag {item!r}: expected KEY=VALUE. Fix: e.g. --tag vendor=mesa")
+        selector[key] = value
+    table = Table(title=f"devices in {directory}" + (f" with {selector}" if selector else ""))
     for col in ("id", "driver", "name", "tags", "status"):
         table.add_column(col)
     for path, spec in list_devices(directory):
         if isinstance(spec, UserError):
             table.add_row(path.stem, "-", "-", "-", f"[red]invalid[/]: {spec}")
+        elif selector and not matches(spec, selector):
+            continue
         else:
             tags = ", ".join(f"{k}={v}" for k, v in spec.tags.items())
             table.add_row(spec.id, spec.driver, spec.name, tags, "ok")
@@ -99,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = dev.add_subparsers(dest="devices_command", required=True)
     dl = dsub.add_parser("list", help="list device configs and whether they are valid")
     dl.add_argument("--devices-dir", default=None)
+    dl.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only devices with this tag (repeatable)")
     dl.set_defaults(func=_cmd_devices_list)
     return p
 

@@ -24,13 +24,15 @@ def select_devices(entries: list[Any], directory: Path, *, file: str, key: str =
         raise ConfigError(file, key, "no devices named",
                           "list device ids or tag selectors, e.g. [native-lavapipe] or [{backend: webgpu}]")
     out: dict[str, DeviceSpec] = {}
+    named: set[str] = set()
     catalog: list[DeviceSpec] | None = None
     for i, entry in enumerate(entries):
         where = f"{key}[{i}]"
         if isinstance(entry, str):
-            if entry in out:
+            if entry in named:
                 raise ConfigError(file, key, f"device {entry!r} is listed twice", "list each device id once")
-            out[entry] = find_device(directory, entry, where=file, key=where)
+            named.add(entry)
+            out.setdefault(entry, find_device(directory, entry, where=file, key=where))
         elif isinstance(entry, dict) and entry:
             selector = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in entry.items()}
             if catalog is None:
