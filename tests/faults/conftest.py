@@ -145,9 +145,9 @@ def check_records(run_dir: Path, job_ids: set[str]) -> pd.DataFrame:
 DEVICE_IDS = ("local-chromium-swiftshader", "native-lavapipe", "broken-chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_session():
-    """One local Ray instance for the in-process fault tests (starting Ray costs seconds to tens of
+    """One local Ray instance for the in-process fault tests of this package (starting Ray costs seconds to tens of
     seconds on a busy 2-core machine); run_experiment uses it and leaves it running. Workers
     register the test-only template (spin_template.register) when they start."""
     import logging

@@ -88,3 +88,19 @@ def test_driver_killed_mid_run_then_resume_completes_it_without_loss_or_duplicat
     assert kept.equals(jobs.set_index(["job_id", "attempt"]).loc[kept.index, "best_config"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "finished" and len(manifest["resumed"]) == 1
+
+
+@needs_lavapipe
+def test_replay_runs_the_recorded_experiment_again_as_a_new_run(ray_session, workspace, tmp_path):
+    one_op = EXPERIMENT.replace("max_evals: 10", "max_evals: 2").replace("  - {kind: matmul, M: 32, N: 32, K: 32}\n", "")
+    path = workspace("replay", one_op.replace("  - {kind: matmul, M: 8, N: 32, K: 16}\n", ""))
+    results = tmp_path / "results"
+    assert main(["run", str(path), "--results-dir", str(results)]) == 0
+    (first,) = results.iterdir()
+    path.unlink()  # the replay needs only the manifest
+    assert main(["run", "--replay", first.name, "--results-dir", str(results)]) == 0
+    (second,) = [d for d in results.iterdir() if d != first]
+    old, new = (json.loads((d / "manifest.json").read_text()) for d in (first, second))
+    assert new["replay_of"] == first.name and new["experiment"] == old["experiment"]
+    assert new["device_configs"] == old["device_configs"]
+    assert set(pd.read_parquet(second / "jobs")["status"]) == {"ok"}
