@@ -27,3 +27,16 @@ def test_jobs_without_an_ok_record_run_again_and_an_unrecorded_attempt_is_closed
     closed = {(r["job_id"], r["attempt"]): r for r in plan.interrupted}
     assert set(closed) == {(b.job_id, 2), (c.job_id, 1)}
     assert all(r["status"] == "failed" and r["error_class"] == "infra" for r in closed.values())
+
+
+def test_the_manifest_rebuilds_the_same_experiment(tmp_path):
+    import json
+
+    from farm.config.lock import experiment_of_run
+    from farm.scheduler.manifest import initial_manifest
+
+    exp = load_experiment(ROOT / "experiments" / "quickstart.yaml")
+    store = ParquetStore(tmp_path / "run")
+    store.write_manifest(json.loads(json.dumps(initial_manifest(exp, "run"), default=str)))
+    rebuilt, manifest = experiment_of_run(tmp_path, "run")
+    assert rebuilt == exp and manifest["git"].keys() >= {"commit", "dirty"}
