@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replay", metavar="RUN_ID", help="run the experiment recorded in RUN_ID's manifest again, as a new run")
     run.add_argument("--results-dir", default="results", help="where results/<run_id>/ goes (default: results)")
     run.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: ../device_configs of the experiment)")
-    run.add_argument("--address", default=None, help="Ray cluster address ('auto' or ray://host:port); default: local embedded Ray")
+    run.add_argument("--address", default=None, help="Ray cluster to join: 'auto', host:port or ray://host:port (README: a farm of several machines); default: a private local Ray")
     run.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="print the result table of a finished run")
     rep.add_argument("run_id")

@@ -14,6 +14,7 @@ from farm.config.devices import DeviceSpec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
 from farm.store.parquet import ParquetStore
+from farm.store.schema import SCHEMAS
 
 from .job import DeviceContext, JobRunner
 
@@ -82,7 +83,9 @@ class DeviceWorker:
                 "pid": os.getpid(), "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
 
     def _emit(self, table: str, rows: list[dict[str, Any]]) -> None:
-        self.aggregator.append.remote(table, [{**row, "attempt": self.attempt} for row in rows])
+        if "attempt" in SCHEMAS[table].names:
+            rows = [{**row, "attempt": self.attempt} for row in rows]
+        self.aggregator.append.remote(table, rows)
 
     def _progress(self, info: dict[str, Any]) -> None:
         self.aggregator.report.remote(self.device.id, info)
