@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from pathlib import Path
@@ -14,6 +15,7 @@ from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
 from farm.store.parquet import ParquetStore
 from farm.store.schema import device_state_row
+from farm.validity import merge
 
 from .job import DeviceContext, JobRunner
 
@@ -40,6 +42,14 @@ class Aggregator:
         return {k: dict(v) for k, v in self.progress.items()}
 
 
+def job_context(ctx: DeviceContext, state: dict[str, Any]) -> DeviceContext:
+    """The device context for one job: with the ``device-warm`` flag on every record of the job
+    when the device's cool-down rule gave up waiting (``state['cooled'] is False``)."""
+    if state.get("cooled") is False:
+        return dataclasses.replace(ctx, flags=tuple(merge(ctx.flags, ["device-warm"])))
+    return ctx
+
+
 class DeviceWorker:
     """Owns one device for the whole run: opens its driver, probes it, runs its jobs one at a
     time (one measurement at a time per device), closes it.
@@ -52,6 +62,7 @@ class DeviceWorker:
         self.device, self.exp, self.run_id, self.aggregator = device, experiment, run_id, aggregator
         self.driver = None
         self.runner: JobRunner | None = None
+        self.ctx: DeviceContext | None = None
 
     def open(self) -> dict[str, Any]:
         self.aggregator.report.remote(self.device.id, {"phase": "opening"})
@@ -60,7 +71,8 @@ class DeviceWorker:
         probe = self.driver.probe()
         if not probe.get("webgpu", True) or probe.get("error"):
             raise DriverError("device", f"no WebGPU on {self.device.id}: {probe.get('error')}")
-        ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides)
+        ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides, self.device.tags)
+        self.ctx = ctx
         self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
@@ -77,9 +89,10 @@ class DeviceWorker:
         assert self.runner is not None, "open() first"
         try:
             state = self.driver.before_job()
+            self.runner.ctx = job_context(self.ctx, state)
             if state:
-                self._emit("device_state", [device_state_row(self.run_id, job.job_id, self.device.id,
-                                                             time.time(), state)])
+                self._emit("device_state", [device_state_row(self.run_id, job.job_id, self.device.id, time.time(),
+                                                             state, list(self.runner.ctx.flags))])
             summary = self.runner.run(job)
         except DriverError as exc:
             summary = self._failed(job, exc.error_class, exc.message)
