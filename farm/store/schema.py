@@ -107,15 +107,17 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("cooldown_wait_s", pa.float64()),
         ("cooled", pa.bool_()),
         ("covariates", pa.string()),      # every covariate the driver read, as JSON
+        ("flags", pa.list_(pa.string())),
     ]),
 }
 
 
-def device_state_row(run_id: str, job_id: str, device_id: str, ts: float, covariates: dict) -> dict:
+def device_state_row(run_id: str, job_id: str, device_id: str, ts: float, covariates: dict,
+                     flags: list[str]) -> dict:
     """A ``device_state`` row from a driver's covariates dict."""
     import json
 
-    row = {"run_id": run_id, "job_id": job_id, "device_id": device_id, "ts": ts,
+    row = {"run_id": run_id, "job_id": job_id, "device_id": device_id, "ts": ts, "flags": flags,
            "covariates": json.dumps(covariates, sort_keys=True, default=str)}
     for name in ("battery_level", "battery_temp_c", "thermal_status", "chrome_version", "gpu_renderer",
                  "cooldown_wait_s", "cooled"):
