@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from farm.config.experiments import ExperimentSpec
+from farm.store.history import record_run
 from farm.store.parquet import ParquetStore
 
 from .actors import Aggregator, DeviceWorker
@@ -134,6 +135,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
                 pass
         wall_s = time.perf_counter() - t_start
         store.update_manifest(status=status, wall_s=wall_s, devices=device_info)
+        record_run(options.results_dir, run_dir)
         if ray.is_initialized():
             ray.shutdown()
     return RunOutcome(run_id, run_dir, summaries, device_info, wall_s)
