@@ -3,9 +3,9 @@
 Each run contributes one point: the log of its median latency and the standard error of that
 log median (from its bootstrap CI). Binary segmentation: in a segment, the split that best
 separates the means of its two sides (least squares) is scored as a z value against a noise
-level that is the larger of (a) the run-to-run scatter (MAD of successive differences, which a
-step barely moves) and (b) the typical within-run standard error, so neither a noisy history nor
-a single very precise run makes a step out of noise. Its size is the ratio of the side medians. A split is a step when its z passes ``z_threshold``, its size passes
+level that is the larger of (a) the run-to-run scatter around the two side means and (b) the
+typical within-run standard error, so neither a noisy history nor a single very precise run
+makes a step out of noise. Its size is the ratio of the side medians. A split is a step when its z passes ``z_threshold``, its size passes
 ``min_effect``, and the raw samples of the runs next to it (up to ``window`` each side) differ by
 a Mann-Whitney U test at ``alpha``. Accepted splits recurse into both sides.
 """
@@ -26,7 +26,7 @@ class StepOptions:
     maximum over all splits, hence well above 2), ``min_effect`` the smallest relative change
     reported, ``alpha`` for the sample-level Mann-Whitney check, ``window`` runs per side in it."""
 
-    z_threshold: float = 4.0
+    z_threshold: float = 4.5
     min_effect: float = 0.02
     alpha: float = 0.01
     window: int = 3
@@ -44,28 +44,22 @@ class Step:
     p: float
 
 
-def _mad_sigma(x: np.ndarray) -> float:
-    return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else 0.0
-
-
-def _noise_sigma(y: np.ndarray, se_floor: float) -> float:
-    """Run-to-run noise of a segment from its successive differences (a step moves only one of
-    them), never below the typical within-run standard error."""
-    between = _mad_sigma(np.diff(y)) / math.sqrt(2.0) if y.size >= 4 else 0.0
-    return max(between, se_floor, 1e-12)
-
-
-def _best_split(y: np.ndarray, sigma: float) -> tuple[int, float]:
-    """(k, z) of the split that best separates the means of the two sides (least squares), with
-    z the difference of the means in units of its standard error."""
+def _best_split(y: np.ndarray, se_floor: float) -> tuple[int, float]:
+    """(k, z) of the split that best separates the means of the two sides (least squares); z is
+    the difference of the means over its standard error, with the noise taken from the residuals
+    around the two side means (never below the typical within-run standard error)."""
     n = y.size
     k = np.arange(1, n)
     csum = np.cumsum(y)[:-1]
     left_mean = csum / k
     right_mean = (y.sum() - csum) / (n - k)
-    z = np.abs(right_mean - left_mean) / (sigma * np.sqrt(1.0 / k + 1.0 / (n - k)))
-    i = int(np.argmax(z))
-    return int(k[i]), float(z[i])
+    gain = (right_mean - left_mean) ** 2 * k * (n - k) / n
+    i = int(np.argmax(gain))
+    kk = int(k[i])
+    resid = np.concatenate([y[:kk] - left_mean[i], y[kk:] - right_mean[i]])
+    between = math.sqrt(float((resid ** 2).sum()) / (n - 2)) if n >= 4 else 0.0
+    sigma = max(between, se_floor, 1e-12)
+    return kk, abs(float(right_mean[i] - left_mean[i])) / (sigma * math.sqrt(1.0 / kk + 1.0 / (n - kk)))
 
 
 def detect_steps(log_medians: np.ndarray, log_se: np.ndarray, samples: list[np.ndarray],
@@ -83,7 +77,7 @@ def detect_steps(log_medians: np.ndarray, log_se: np.ndarray, samples: list[np.n
             continue
         seg_se = se[a:b][np.isfinite(se[a:b])]
         floor = float(np.median(seg_se)) if seg_se.size else 0.0
-        k, z = _best_split(y[a:b], _noise_sigma(y[a:b], floor))
+        k, z = _best_split(y[a:b], floor)
         at = a + k
         d = float(np.median(y[at:b]) - np.median(y[a:at]))
         if z < options.z_threshold or abs(math.exp(d) - 1.0) < options.min_effect:

@@ -93,3 +93,43 @@ def write_run(results_dir: Path, run: SyntheticRun) -> Path:
     store.append("jobs", jobs)
     store.append("trials", trials)
     return store.run_dir
+
+
+@dataclass(frozen=True)
+class PlantedStep:
+    """From run ``at`` on, the tuned kernel on ``device_id`` is ``factor`` times slower and that
+    device reports ``browser`` (a step with a browser update, as a real regression would look)."""
+
+    at: int
+    device_id: str
+    factor: float = 1.10
+    browser: str = "chromium 157.0.0.0"
+
+
+def write_history(results_dir: Path, *, runs: int, devices: tuple[SyntheticDevice, ...], ops: tuple[str, ...],
+                  step: PlantedStep | None = None, noise: float = 0.03, run_jitter: float = 0.0,
+                  trials: int = 10, rounds: int = 3, samples: int = 5, seed: int = 0,
+                  start: dt.datetime = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) -> list[str]:
+    """``runs`` daily runs of every device x op; the tuned kernel is 1.5x faster than the baseline.
+    ``run_jitter`` is a per-run, per-device lognormal offset (machine state between runs).
+    Returns the run ids, oldest first."""
+    rng = np.random.default_rng(seed)
+    ids = []
+    for i in range(runs):
+        stepped = step is not None and i >= step.at
+        offsets = {d.id: float(rng.lognormal(0.0, run_jitter)) if run_jitter else 1.0 for d in devices}
+
+        def latency(device_id: str, impl: str, op_key: str, stepped=stepped, offsets=offsets) -> float:
+            base = (2.0 if impl == "jit" else 3.0) * (1.0 + 0.25 * ops.index(op_key)) * offsets[device_id]
+            hit = stepped and impl == "jit" and step is not None and device_id == step.device_id
+            return base * (step.factor if hit else 1.0)
+
+        devs = tuple(SyntheticDevice(d.id, d.adapter, d.fingerprint,
+                                     step.browser if stepped and step and d.id == step.device_id else d.browser,
+                                     d.vendor) for d in devices)
+        run_id = f"synthetic-{i:03d}"
+        write_run(results_dir, SyntheticRun(run_id, start + dt.timedelta(days=i), f"commit{i:03d}", devs, ops, latency,
+                                            rounds=rounds, samples=samples, noise=noise, trials=trials,
+                                            seed=seed * 100003 + i))
+        ids.append(run_id)
+    return ids
