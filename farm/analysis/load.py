@@ -17,8 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from farm.config.errors import UserError
+from farm.store.history import browser_version
 
 SERIES_KEY = ("device_fingerprint", "browser", "impl", "op", "shape", "tuner")
 TRACK_KEY = ("device_id", "impl", "op", "shape", "tuner")
@@ -71,15 +73,6 @@ class RunInfo:
         )
 
 
-def browser_version(versions: dict[str, Any]) -> str:
-    """'chromium 156.0.7...' for browser devices; 'wgpu-native X' for native ones; '-' if unknown."""
-    if versions.get("browser"):
-        return str(versions["browser"])
-    if versions.get("wgpu_native"):
-        return f"wgpu-native {versions['wgpu_native']}"
-    return "-"
-
-
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "manifest.json").read_text())
 
@@ -103,8 +96,10 @@ def read_table(run_dir: Path, table: str, columns: Iterable[str]) -> pa.Table:
     parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
     if not parts:
         return pa.table({})
-    dataset = pads.dataset([str(p) for p in parts], format="parquet")
-    names = set(dataset.schema.names)
+    # Parts written by different versions may differ in optional columns: unify their schemas.
+    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    dataset = pads.dataset([str(p) for p in parts], format="parquet", schema=schema)
+    names = set(schema.names)
     return dataset.to_table(columns=[c for c in columns if c in names])
 
 

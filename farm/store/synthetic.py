@@ -109,10 +109,11 @@ class PlantedStep:
 def write_history(results_dir: Path, *, runs: int, devices: tuple[SyntheticDevice, ...], ops: tuple[str, ...],
                   step: PlantedStep | None = None, noise: float = 0.03, run_jitter: float = 0.0,
                   trials: int = 10, rounds: int = 3, samples: int = 5, seed: int = 0,
-                  start: dt.datetime = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)) -> list[str]:
+                  start: dt.datetime = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+                  prefix: str = "synthetic") -> list[str]:
     """``runs`` daily runs of every device x op; the tuned kernel is 1.5x faster than the baseline.
     ``run_jitter`` is a per-run, per-device lognormal offset (machine state between runs).
-    Returns the run ids, oldest first."""
+    Returns the run ids (``<prefix>-NNN``), oldest first."""
     rng = np.random.default_rng(seed)
     ids = []
     for i in range(runs):
@@ -127,7 +128,7 @@ def write_history(results_dir: Path, *, runs: int, devices: tuple[SyntheticDevic
         devs = tuple(SyntheticDevice(d.id, d.adapter, d.fingerprint,
                                      step.browser if stepped and step and d.id == step.device_id else d.browser,
                                      d.vendor) for d in devices)
-        run_id = f"synthetic-{i:03d}"
+        run_id = f"{prefix}-{i:03d}"
         write_run(results_dir, SyntheticRun(run_id, start + dt.timedelta(days=i), f"commit{i:03d}", devs, ops, latency,
                                             rounds=rounds, samples=samples, noise=noise, trials=trials,
                                             seed=seed * 100003 + i))
