@@ -1,13 +1,14 @@
 """Change-point (step) detection over one series' history of run medians.
 
 Each run contributes one point: the log of its median latency and the standard error of that
-log median (from its bootstrap CI). Binary segmentation: in a segment, the split that best
-separates the means of its two sides (least squares) is scored as a z value against a noise
-level that is the larger of (a) the run-to-run scatter around the two side means and (b) the
-typical within-run standard error, so neither a noisy history nor a single very precise run
-makes a step out of noise. Its size is the ratio of the side medians. A split is a step when its z passes ``z_threshold``, its size passes
-``min_effect``, and the raw samples of the runs next to it (up to ``window`` each side) differ by
-a Mann-Whitney U test at ``alpha``. Accepted splits recurse into both sides.
+log median (from its bootstrap CI). Greedy binary segmentation: in every current segment, the
+split that best separates the means of its two sides (least squares) is scored as a z value
+against one noise level for the whole series, the larger of (a) the run-to-run scatter of all
+runs around their current segment means and (b) the typical within-run standard error, so
+neither a short segment, a noisy history nor a single very precise run makes a step out of
+noise. The best split is a step when its z passes ``z_threshold``, its size (ratio of the side
+medians) passes ``min_effect``, and the raw samples of the runs next to it (up to ``window``
+each side) differ by a Mann-Whitney U test at ``alpha``; then the search goes on.
 """
 
 from __future__ import annotations
@@ -44,10 +45,9 @@ class Step:
     p: float
 
 
-def _best_split(y: np.ndarray, se_floor: float) -> tuple[int, float]:
-    """(k, z) of the split that best separates the means of the two sides (least squares); z is
-    the difference of the means over its standard error, with the noise taken from the residuals
-    around the two side means (never below the typical within-run standard error)."""
+def _best_split(y: np.ndarray) -> tuple[int, float]:
+    """(k, d): the split of ``y`` that best separates the means of its two sides (least squares)
+    and the difference of those means, right minus left."""
     n = y.size
     k = np.arange(1, n)
     csum = np.cumsum(y)[:-1]
@@ -55,11 +55,16 @@ def _best_split(y: np.ndarray, se_floor: float) -> tuple[int, float]:
     right_mean = (y.sum() - csum) / (n - k)
     gain = (right_mean - left_mean) ** 2 * k * (n - k) / n
     i = int(np.argmax(gain))
-    kk = int(k[i])
-    resid = np.concatenate([y[:kk] - left_mean[i], y[kk:] - right_mean[i]])
-    between = math.sqrt(float((resid ** 2).sum()) / (n - 2)) if n >= 4 else 0.0
-    sigma = max(between, se_floor, 1e-12)
-    return kk, abs(float(right_mean[i] - left_mean[i])) / (sigma * math.sqrt(1.0 / kk + 1.0 / (n - kk)))
+    return int(k[i]), float(right_mean[i] - left_mean[i])
+
+
+def _noise(y: np.ndarray, bounds: list[int], se_floor: float) -> float:
+    """Run-to-run noise: residuals around each segment's mean (the split under test included),
+    over the whole series."""
+    resid = np.concatenate([y[a:b] - y[a:b].mean() for a, b in zip(bounds, bounds[1:])])
+    dof = y.size - (len(bounds) - 1)
+    between = math.sqrt(float((resid ** 2).sum()) / dof) if dof >= 2 else 0.0
+    return max(between, se_floor, 1e-12)
 
 
 def detect_steps(log_medians: np.ndarray, log_se: np.ndarray, samples: list[np.ndarray],
@@ -69,25 +74,33 @@ def detect_steps(log_medians: np.ndarray, log_se: np.ndarray, samples: list[np.n
     se = np.asarray(log_se, dtype=float)
     if y.size < options.min_runs:
         return []
+    finite_se = se[np.isfinite(se)]
+    floor = float(np.median(finite_se)) if finite_se.size else 0.0
+    bounds = [0, y.size]
     out: list[Step] = []
-    stack = [(0, y.size)]
-    while stack:
-        a, b = stack.pop()
-        if b - a < 2:
-            continue
-        seg_se = se[a:b][np.isfinite(se[a:b])]
-        floor = float(np.median(seg_se)) if seg_se.size else 0.0
-        k, z = _best_split(y[a:b], floor)
-        at = a + k
-        d = float(np.median(y[at:b]) - np.median(y[a:at]))
-        if z < options.z_threshold or abs(math.exp(d) - 1.0) < options.min_effect:
-            continue
-        before = np.concatenate(samples[max(a, at - options.window):at])
-        after = np.concatenate(samples[at:min(b, at + options.window)])
-        p = mann_whitney(after, before).p
+    rejected: set[tuple[int, int]] = set()
+    while True:
+        best: tuple[float, int, int, int] | None = None
+        for a, b in zip(bounds, bounds[1:]):
+            if b - a < 2 or (a, b) in rejected:
+                continue
+            k, d = _best_split(y[a:b])
+            sigma = _noise(y, sorted(bounds + [a + k]), floor)
+            z = abs(d) / (sigma * math.sqrt(1.0 / k + 1.0 / (b - a - k)))
+            if best is None or z > best[0]:
+                best = (z, a, b, a + k)
+        if best is None:
+            break
+        z, a, b, at = best
+        ratio = math.exp(float(np.median(y[at:b]) - np.median(y[a:at])))
+        p = math.nan
+        if z >= options.z_threshold and abs(ratio - 1.0) >= options.min_effect:
+            before = np.concatenate(samples[max(a, at - options.window):at])
+            after = np.concatenate(samples[at:min(b, at + options.window)])
+            p = mann_whitney(after, before).p
         if not (p < options.alpha):
+            rejected.add((a, b))
             continue
-        out.append(Step(at, math.exp(d), z, p))
-        stack.append((a, at))
-        stack.append((at, b))
+        out.append(Step(at, ratio, z, p))
+        bounds = sorted(bounds + [at])
     return sorted(out, key=lambda s: s.index)
