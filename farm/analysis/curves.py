@@ -39,27 +39,28 @@ def best_at(curve: pd.DataFrame, seconds: float) -> float:
 def tuning_summary(trials: pd.DataFrame, speedups: pd.DataFrame, at_s: float = 30.0) -> pd.DataFrame:
     """Per (run, device, op): trials, tuning seconds, final best, best at ``at_s``, the time to
     get within 5% of the final best, and per baseline the speedup at ``at_s``."""
-    cols = ["run_id", "device_id", "op_key", "op_label", "trials", "failed_trials", "tune_s", "best_ms",
-            f"best_at_{int(at_s)}s_ms", "time_to_5pct_s"]
+    keys = ["run_id", "device_id", "op_key"]
+    at_col = f"best_at_{int(at_s)}s_ms"
+    cols = keys + ["op_label", "trials", "failed_trials", "tune_s", "best_ms", at_col, "time_to_5pct_s"]
     if trials.empty:
         return pd.DataFrame(columns=cols)
+    t = trials.assign(_bad=~(trials["ok"].fillna(False).astype(bool) & trials["check_ok"].fillna(False).astype(bool)))
+    g = t.groupby(keys, sort=True)
+    out = pd.DataFrame({"op_label": g["op_label"].first(), "trials": g.size(), "failed_trials": g["_bad"].sum(),
+                        "tune_s": g["elapsed_s"].max()})
     curves = tuning_curves(trials)
-    rows = []
-    for (run_id, device_id, op_key), grp in trials.groupby(["run_id", "device_id", "op_key"], sort=True):
-        c = curves[(curves["run_id"] == run_id) & (curves["device_id"] == device_id) & (curves["op_key"] == op_key)]
-        best = float(c["best_so_far_ms"].min()) if not c.empty else float("nan")
-        at = best_at(c, at_s)
-        within = c[c["best_so_far_ms"] <= best * 1.05]
-        good = (grp["ok"].fillna(False) & grp["check_ok"].fillna(False))
-        row = {"run_id": run_id, "device_id": device_id, "op_key": op_key,
-               "op_label": grp["op_label"].dropna().iloc[0] if grp["op_label"].notna().any() else op_key,
-               "trials": len(grp), "failed_trials": int((~good).sum()),
-               "tune_s": float(grp["elapsed_s"].max()), "best_ms": best, f"best_at_{int(at_s)}s_ms": at,
-               "time_to_5pct_s": float(within["elapsed_s"].min()) if not within.empty else float("nan")}
-        if not speedups.empty:
-            sp = speedups[(speedups["run_id"] == run_id) & (speedups["device_id"] == device_id)
-                          & (speedups["op_key"] == op_key)]
-            for _, s in sp.iterrows():
-                row[f"speedup_at_{int(at_s)}s_vs_{s['baseline']}"] = s["speedup"] * best / at if at > 0 else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+    cg = curves.groupby(keys, sort=True)
+    out["best_ms"] = cg["best_so_far_ms"].min()
+    out[at_col] = curves[curves["elapsed_s"] <= at_s].groupby(keys)["best_so_far_ms"].min()
+    near = curves.join(out["best_ms"], on=keys)
+    out["time_to_5pct_s"] = near[near["best_so_far_ms"] <= near["best_ms"] * 1.05].groupby(keys)["elapsed_s"].min()
+    out = out.reset_index()
+    out["op_label"] = out["op_label"].fillna(out["op_key"])
+    if not speedups.empty:
+        wide = speedups.pivot_table(index=keys, columns="baseline", values="speedup", aggfunc="first", dropna=False)
+        wide.columns = [f"speedup_at_{int(at_s)}s_vs_{b}" for b in wide.columns]
+        out = out.join(wide, on=keys)
+        scale = out["best_ms"] / out[at_col]
+        for c in wide.columns:
+            out[c] = out[c] * scale
+    return out

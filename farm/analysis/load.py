@@ -152,19 +152,19 @@ def load_samples(results_dir: Path, run_ids: Iterable[str]) -> SampleSet:
 
 def _add_identity(rows: pd.DataFrame, runs: dict[str, RunInfo]) -> None:
     """Add browser, vendor, tuner, op and shape columns (by category, not per row, for speed)."""
-    pairs = rows[["run_id", "device_id"]].drop_duplicates()
-    lookup = {}
-    for rid, dev in pairs.itertuples(index=False):
+    grouped = rows.groupby(["run_id", "device_id"], sort=False)
+    codes = grouped.ngroup().to_numpy()  # numbered in order of first appearance, like drop_duplicates
+    uniques = rows[["run_id", "device_id"]].drop_duplicates().itertuples(index=False)
+    looked_up = []
+    for rid, dev in uniques:
         info = runs[rid]
         d = info.devices.get(dev, {})
-        lookup[(rid, dev)] = (d.get("browser", "-"), d.get("vendor", "unknown"), info.tuner, info.commit or "-")
-    keys = list(zip(rows["run_id"], rows["device_id"]))
-    codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
-    cols = np.array([lookup[k] for k in uniques], dtype=object).reshape(len(uniques), 4)
+        looked_up.append((d.get("browser", "-"), d.get("vendor", "unknown"), info.tuner, info.commit or "-"))
+    cols = np.array(looked_up, dtype=object).reshape(len(looked_up), 4)
     rows["browser"] = cols[codes, 0]
     rows["vendor"] = cols[codes, 1]
     # A baseline is not tuned: its 'tuner' is its library (the version is a changing attribute).
-    rows["tuner"] = np.where(rows["impl"].to_numpy() == JIT, cols[codes, 2], rows["library"].fillna("-"))
+    rows["tuner"] = np.where(rows["impl"].to_numpy() == JIT, cols[codes, 2], rows["library"].fillna("-").to_numpy())
     rows["commit"] = cols[codes, 3]
     op_codes, op_uniques = pd.factorize(rows["op_key"])
     split = np.array([split_op_key(k) for k in op_uniques], dtype=object).reshape(len(op_uniques), 2)

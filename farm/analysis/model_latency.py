@@ -62,45 +62,58 @@ def model_table(lg: LatencyGroups, models: Iterable[ModelOps], level: float = 0.
             "speedup_ci_low", "speedup_ci_high", "op_geomean_speedup", "op_geomean_ci_low",
             "op_geomean_ci_high", "missing_ops"]
     t = lg.table
-    out = []
+    frames = []
     for model in models:
         if t.empty:
             break
-        wanted = dict(model.ops)
-        sub = t[t["op_key"].isin(wanted)]
-        for (run_id, device_id), grp in t.groupby(["run_id", "device_id"], sort=True):
-            have = sub[(sub["run_id"] == run_id) & (sub["device_id"] == device_id)]
-            per_impl: dict[str, tuple[float, np.ndarray, list[str], dict[str, int]]] = {}
-            for impl in sorted(grp["impl"].unique()):
-                rows = have[(have["impl"] == impl) & (have["n"] > 0)]
-                idx = {k: i for k, i in zip(rows["op_key"], rows.index)}
-                missing = sorted(k for k in wanted if k not in idx)
-                if missing:
-                    per_impl[impl] = (np.nan, np.full(lg.replicates.shape[1], np.nan), missing, idx)
-                    continue
-                w = np.array([wanted[k] for k in idx], dtype=float)
-                ii = np.array(list(idx.values()))
-                lat = float((w * t.loc[ii, "median_ms"].to_numpy()).sum())
-                per_impl[impl] = (lat, (w[:, None] * lg.replicates[ii]).sum(axis=0), [], idx)
-            jit = per_impl.get(JIT)
-            for impl, (lat, reps, missing, idx) in per_impl.items():
-                lo, hi = percentile_ci(reps[None, :], level)
-                row = {"model": model.name, "run_id": run_id, "device_id": device_id, "impl": impl,
-                       "latency_ms": lat, "ci_low_ms": lo[0], "ci_high_ms": hi[0], "speedup": np.nan,
-                       "speedup_ci_low": np.nan, "speedup_ci_high": np.nan, "op_geomean_speedup": np.nan,
-                       "op_geomean_ci_low": np.nan, "op_geomean_ci_high": np.nan, "missing_ops": ",".join(missing)}
-                if impl != JIT and jit is not None and not missing and not jit[2]:
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        ratio = reps / jit[1]
-                    slo, shi = percentile_ci(ratio[None, :], level)
-                    bi = np.array([idx[k] for k in wanted])
-                    ji = np.array([jit[3][k] for k in wanted])
-                    op_ratio = t.loc[bi, "median_ms"].to_numpy() / t.loc[ji, "median_ms"].to_numpy()
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        glo, ghi = percentile_ci(geomean_replicates(lg.replicates[bi] / lg.replicates[ji])[None, :],
-                                                 level)
-                    row.update(speedup=lat / jit[0], speedup_ci_low=slo[0], speedup_ci_high=shi[0],
-                               op_geomean_speedup=float(np.exp(np.log(op_ratio).mean())),
-                               op_geomean_ci_low=glo[0], op_geomean_ci_high=ghi[0])
-                out.append(row)
-    return pd.DataFrame(out, columns=cols)
+        frames.append(_one_model(lg, model, level))
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def _one_model(lg: LatencyGroups, model: ModelOps, level: float) -> pd.DataFrame:
+    t = lg.table
+    wanted = dict(model.ops)
+    keys = ["run_id", "device_id", "impl"]
+    all_groups = t[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
+    sub = t[t["op_key"].isin(wanted) & (t["n"] > 0)]
+    rows = sub.index.to_numpy()
+    gid_frame = all_groups.reset_index().rename(columns={"index": "_m"})
+    gid = sub[keys].merge(gid_frame, on=keys, how="left")["_m"].to_numpy()
+    weight = sub["op_key"].map(wanted).to_numpy(dtype=float)
+    n_models = len(all_groups)
+    latency = np.zeros(n_models)
+    reps = np.zeros((n_models, lg.replicates.shape[1]))
+    present = np.zeros(n_models, dtype=np.int64)
+    np.add.at(latency, gid, weight * sub["median_ms"].to_numpy(dtype=float))
+    np.add.at(reps, gid, weight[:, None] * lg.replicates[rows])
+    np.add.at(present, gid, 1)
+    have: dict[int, set[str]] = {}
+    for g, k in zip(gid, sub["op_key"]):
+        have.setdefault(int(g), set()).add(k)
+    complete = present == len(wanted)
+    latency[~complete] = np.nan
+    reps[~complete] = np.nan
+    lo, hi = percentile_ci(reps, level)
+    out = all_groups.assign(model=model.name, latency_ms=latency, ci_low_ms=lo, ci_high_ms=hi,
+                            missing_ops=[",".join(sorted(set(wanted) - have.get(i, set()))) for i in range(n_models)])
+    for c in ("speedup", "speedup_ci_low", "speedup_ci_high", "op_geomean_speedup", "op_geomean_ci_low",
+              "op_geomean_ci_high"):
+        out[c] = np.nan
+    # Speedups: each baseline's model latency over the tuned kernels' on the same run and device.
+    jit_of = {(r, d): i for i, (r, d, impl) in enumerate(all_groups.itertuples(index=False)) if impl == JIT}
+    op_row = {(r, d, impl, k): i for i, r, d, impl, k in zip(sub.index, sub["run_id"], sub["device_id"],
+                                                             sub["impl"], sub["op_key"])}
+    for i, (r, d, impl) in enumerate(all_groups.itertuples(index=False)):
+        j = jit_of.get((r, d))
+        if impl == JIT or j is None or not (complete[i] and complete[j]):
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s_lo, s_hi = percentile_ci((reps[i] / reps[j])[None, :], level)
+            bi = np.array([op_row[(r, d, impl, k)] for k in wanted])
+            ji = np.array([op_row[(r, d, JIT, k)] for k in wanted])
+            op_ratio = t.loc[bi, "median_ms"].to_numpy(dtype=float) / t.loc[ji, "median_ms"].to_numpy(dtype=float)
+            g_lo, g_hi = percentile_ci(geomean_replicates(lg.replicates[bi] / lg.replicates[ji])[None, :], level)
+        out.loc[i, ["speedup", "speedup_ci_low", "speedup_ci_high", "op_geomean_speedup", "op_geomean_ci_low",
+                    "op_geomean_ci_high"]] = [latency[i] / latency[j], s_lo[0], s_hi[0],
+                                              float(np.exp(np.log(op_ratio).mean())), g_lo[0], g_hi[0]]
+    return out

@@ -54,6 +54,11 @@ def compare_runs(results_dir: Path, run_a: str, run_b: str, options: CompareOpti
     """Per track present in either run: medians, change (B / A - 1) with CI, p, verdict, and
     what changed between the two runs for it."""
     lg = latency_groups(load_samples(results_dir, [run_a, run_b]), AnalysisOptions(bootstrap=options.bootstrap))
+    return compare_groups(lg, run_a, run_b, options)
+
+
+def compare_groups(lg: LatencyGroups, run_a: str, run_b: str, options: CompareOptions = CompareOptions()) -> pd.DataFrame:
+    """``compare_runs`` on latency groups already computed (which may hold more runs)."""
     t = lg.table.reset_index().rename(columns={"index": "_i"})
     a = t[t["run_id"] == run_a].set_index(TRACK)
     b = t[t["run_id"] == run_b].set_index(TRACK)
@@ -100,8 +105,12 @@ class Timeline:
 def timeline(results_dir: Path, runs: list[tuple[str, str]], options: StepOptions = StepOptions(),
              bootstrap: BootstrapOptions = BootstrapOptions()) -> tuple[Timeline, LatencyGroups]:
     """``runs``: (run id, created) pairs. Returns each track's points and steps."""
-    created = dict(runs)
     lg = latency_groups(load_samples(results_dir, [r for r, _ in runs]), AnalysisOptions(bootstrap=bootstrap))
+    return timeline_of(lg, dict(runs), options), lg
+
+
+def timeline_of(lg: LatencyGroups, created: dict[str, str], options: StepOptions = StepOptions()) -> Timeline:
+    """The timeline of latency groups already computed; ``created`` orders their runs."""
     t = lg.table.reset_index().rename(columns={"index": "_i"})
     t["created"] = t["run_id"].map(created)
     t = t.sort_values(["created", "run_id"]).reset_index(drop=True)
@@ -116,7 +125,7 @@ def timeline(results_dir: Path, runs: list[tuple[str, str]], options: StepOption
                              samples, options)
         if found:
             steps[key] = [(grp.index[s.index], s) for s in found]
-    return Timeline(t, steps), lg
+    return Timeline(t, steps)
 
 
 @dataclass(frozen=True)
@@ -143,13 +152,14 @@ def findings(tl: Timeline, *, since: str | None = None) -> list[Finding]:
         hit = t.loc[t["run_id"] == since, "created"]
         since_time = hit.iloc[0] if len(hit) else since
     groups: dict[tuple, list] = {}
+    by_track = t[t["n"] > 0].groupby(TRACK).groups if tl.steps else {}
     for key, steps in tl.steps.items():
         for pos, step in steps:
             after = t.loc[pos]
             if since_time is not None and str(after["created"]) < str(since_time):
                 continue
-            track = t[(t[TRACK] == pd.Series(dict(zip(TRACK, key)))).all(axis=1) & (t["n"] > 0)]
-            prev = track[track.index < pos].iloc[-1]
+            rows = by_track[key]
+            prev = t.loc[rows[rows < pos].max()]
             direction = "slower" if step.ratio > 1 else "faster"
             gkey = (after["run_id"], direction, after["vendor"], after["browser"])
             groups.setdefault(gkey, []).append((key, step, prev, after))

@@ -35,12 +35,15 @@ class GroupedMedians:
     """Medians of many groups of samples, with bootstrap replicates of each median.
 
     ``median[g]``, ``n[g]``: the sample median and size of group ``g`` (NaN and 0 when empty);
-    ``replicates[g, b]``: bootstrap replicate ``b`` of that median (NaN rows for empty groups).
+    ``replicates[g, b]``: bootstrap replicate ``b`` of that median (NaN rows for empty groups);
+    ``sorted_values[starts[g]:starts[g] + n[g]]``: group ``g``'s samples, sorted.
     """
 
     median: np.ndarray
     n: np.ndarray
     replicates: np.ndarray
+    sorted_values: np.ndarray
+    starts: np.ndarray
 
     def ci(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         return percentile_ci(self.replicates, level)
@@ -67,7 +70,7 @@ def grouped_medians(values: np.ndarray, groups: np.ndarray, n_groups: int,
     groups = np.asarray(groups, dtype=np.int64)
     keep = np.isfinite(values)
     values, groups = values[keep], groups[keep]
-    order = np.lexsort((values, groups))
+    order = sort_within_groups(values, groups)
     sorted_vals = values[order]
     counts = np.bincount(groups, minlength=n_groups).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -92,7 +95,13 @@ def grouped_medians(values: np.ndarray, groups: np.ndarray, n_groups: int,
         second = np.where(even, _order_index(u_next, n), first)
         base = starts[g][:, None]
         reps[g] = 0.5 * (sorted_vals[base + first] + sorted_vals[base + second])
-    return GroupedMedians(median, counts, reps)
+    return GroupedMedians(median, counts, reps, sorted_vals, starts)
+
+
+def sort_within_groups(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Indices that sort by group, then by value (two sorts; much faster than np.lexsort)."""
+    by_value = np.argsort(values, kind="stable")
+    return by_value[np.argsort(groups[by_value], kind="stable")]
 
 
 def _order_index(u: np.ndarray, n: np.ndarray) -> np.ndarray:

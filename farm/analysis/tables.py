@@ -9,7 +9,6 @@ is *significant* when the Mann-Whitney U test rejects equality (p < alpha) and t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -62,11 +61,6 @@ class Analysis:
                 "models": self.models, "tuning": self.tuning, "curves": self.curves}
 
 
-def _first(series: pd.Series):
-    s = series.dropna()
-    return s.iloc[0] if len(s) else None
-
-
 def latency_groups(ss: SampleSet, options: AnalysisOptions = AnalysisOptions()) -> LatencyGroups:
     """One row per (run, device, impl, op) with n, median, CI, versions and validity flags."""
     rows = ss.rows
@@ -80,21 +74,18 @@ def latency_groups(ss: SampleSet, options: AnalysisOptions = AnalysisOptions()) 
     sample_gid = gid[ss.row_of_value]
     gm = grouped_medians(ss.values, sample_gid, n_groups, options.bootstrap)
     lo, hi = gm.ci(options.bootstrap.level)
-    order = np.lexsort((ss.values, sample_gid))
     counts = gm.n
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
     frame = keys.assign(_g=gid, op_label=rows["op_label"], library_version=rows["library_version"],
                         backend_requested=rows["backend_requested"], backend_used=rows["backend_used"],
                         impl_adapter=rows["impl_adapter"], error=rows["error"], error_class=rows["error_class"],
                         good=rows["good"], commit=rows["commit"])
-    agg = frame.groupby("_g", sort=True).agg(
-        **{c: (c, "first") for c in LATENCY_KEY},
-        op_label=("op_label", _first), library_version=("library_version", _first),
-        backend_requested=("backend_requested", _first), backend_used=("backend_used", _first),
-        impl_adapter=("impl_adapter", _first), error=("error", _first), error_class=("error_class", _first),
-        rows=("good", "size"), good_rows=("good", "sum"), commit=("commit", "first"),
-    )
+    grouped = frame.groupby("_g", sort=True)
+    # GroupBy.first skips missing values: the first recorded version, adapter or error per group.
+    agg = grouped[LATENCY_KEY + ["op_label", "library_version", "backend_requested", "backend_used",
+                                 "impl_adapter", "error", "error_class", "commit"]].first()
+    agg["rows"] = grouped["good"].size()
+    agg["good_rows"] = grouped["good"].sum()
     stored = _stored_flags(rows, gid, n_groups)
     table = agg.reset_index(drop=True)
     table["n"] = counts
@@ -102,7 +93,7 @@ def latency_groups(ss: SampleSet, options: AnalysisOptions = AnalysisOptions()) 
     table["ci_low_ms"] = lo
     table["ci_high_ms"] = hi
     table["flags"] = _flags(table, stored, options)
-    return LatencyGroups(table, gm.replicates, ss.values[order], starts, counts)
+    return LatencyGroups(table, gm.replicates, gm.sorted_values, gm.starts, counts)
 
 
 def _stored_flags(rows: pd.DataFrame, gid: np.ndarray, n_groups: int) -> list[set[str]]:
@@ -135,11 +126,6 @@ def _flags(t: pd.DataFrame, stored: list[set[str]], o: AnalysisOptions) -> list[
     return out
 
 
-@lru_cache(maxsize=None)
-def _mw_cached(x: tuple, y: tuple):
-    return mann_whitney(np.array(x), np.array(y))
-
-
 def speedup_table(lg: LatencyGroups, options: AnalysisOptions = AnalysisOptions()) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per (run, device, op, baseline): tuned and baseline medians with CIs, speedup =
     baseline median / tuned median with its bootstrap CI, Mann-Whitney p and significance.
@@ -165,7 +151,7 @@ def speedup_table(lg: LatencyGroups, options: AnalysisOptions = AnalysisOptions(
     pvals = np.full(len(pair), np.nan)
     for k, (b, j) in enumerate(zip(bi, ji)):
         if lg.counts[b] and lg.counts[j]:
-            pvals[k] = _mw_cached(tuple(lg.samples(b)), tuple(lg.samples(j))).p
+            pvals[k] = mann_whitney(lg.samples(b), lg.samples(j)).p
     excl = (lo > 1.0) | (hi < 1.0)
     out = pd.DataFrame({
         "run_id": pair["run_id"], "device_id": pair["device_id"],

@@ -210,10 +210,11 @@ def _timeline_section(tl, max_series: int) -> str:
                         f"{escape('; '.join(f'{k}: {a} -> {b}' for k, (a, b) in f.changed.items()) or 'nothing recorded')}"
                         f"</li>" for f in found)
         head += f"<ul>{items}</ul>"
-    keys = sorted(t.groupby(TRACK).groups, key=lambda k: (k not in tl.steps, k))[:max_series]
+    by_track = t.groupby(TRACK).groups
+    keys = sorted(by_track, key=lambda k: (k not in tl.steps, k))[:max_series]
     out = [head, "<div class='grid'>"]
     for key in keys:
-        grp = t[(t[TRACK] == pd.Series(dict(zip(TRACK, key)))).all(axis=1)]
+        grp = t.loc[by_track[key]]
         points = [(r["run_id"], r["median_ms"], r["ci_low_ms"], r["ci_high_ms"]) for _, r in grp.iterrows()]
         positions = list(grp.index)
         steps = [positions.index(pos) for pos, _ in tl.steps.get(key, []) if pos in positions]
