@@ -30,12 +30,6 @@ def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
     return t.loc[keep, CURVE_COLUMNS].reset_index(drop=True)
 
 
-def best_at(curve: pd.DataFrame, seconds: float) -> float:
-    """Best-so-far latency of one curve at ``seconds`` of tuning (NaN if nothing had passed yet)."""
-    before = curve[curve["elapsed_s"] <= seconds]
-    return float(before["best_so_far_ms"].min()) if not before.empty else float("nan")
-
-
 def tuning_summary(trials: pd.DataFrame, speedups: pd.DataFrame, at_s: float = 30.0) -> pd.DataFrame:
     """Per (run, device, op): trials, tuning seconds, final best, best at ``at_s``, the time to
     get within 5% of the final best, and per baseline the speedup at ``at_s``."""

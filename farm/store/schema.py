@@ -4,6 +4,8 @@ Tables (one folder of part files each under ``results/<run_id>/``):
 - ``trials``: one row per tuning candidate evaluated on a device (failures included).
 - ``measurements``: the final comparison; one row per (job, implementation, round).
 - ``jobs``: one row per job attempt with its outcome and best config.
+
+Documented column by column, with the history index and series identity, in farm/store/SCHEMA.md.
 """
 
 from __future__ import annotations
