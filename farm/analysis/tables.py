@@ -119,7 +119,7 @@ def _flags(t: pd.DataFrame, stored: list[set[str]], o: AnalysisOptions) -> list[
     for i in range(len(t)):
         f = set(stored[i])
         for cond, name in ((failed, "failed"), (few, "few-samples"), (wide, "wide-ci"),
-                           (other, "other-adapter"), (fallback, "backend-fallback"), (partial, "some-rounds-failed")):
+                           (other, "adapter-mismatch"), (fallback, "backend-mismatch"), (partial, "some-rounds-failed")):
             if cond[i]:
                 f.add(name)
         out.append(sorted(f))

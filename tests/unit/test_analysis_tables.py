@@ -84,11 +84,12 @@ def test_failed_baseline_and_stored_flags_become_validity_flags(tmp_path):
     base = meas[meas["impl"] != "jit"].copy()
     base["ok"], base["samples_ms"], base["error_class"], base["error"] = False, [[]], "harness", "no baselines here"
     base["op_key"] = base["job_id"] = "matmul_f32_8x8x8"
-    # A newer writer adds a `flags` column; the analysis reads it where present.
+    # A format-2 writer sets flags; the analysis reads them where present.
     flagged = meas[meas["impl"] == "jit"].copy()
     flagged["op_key"] = "matmul_f32_8x8x8"
     flagged["flags"] = [["timer-quantized"]] * len(flagged)
-    pq.write_table(pa.Table.from_pandas(pd.concat([base]), preserve_index=False),
+    # A part from a format-1 writer has no `flags` column at all.
+    pq.write_table(pa.Table.from_pandas(base.drop(columns=["flags"]), preserve_index=False),
                    run_dir / "measurements" / "part-000001.parquet")
     pq.write_table(pa.Table.from_pandas(flagged, preserve_index=False), run_dir / "measurements" / "part-000002.parquet")
     a = analyze_runs(tmp_path, ["synthetic-f"])
