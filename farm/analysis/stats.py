@@ -80,21 +80,11 @@ def grouped_medians(values: np.ndarray, groups: np.ndarray, n_groups: int,
     hi_idx = starts + counts // 2
     median[has] = 0.5 * (sorted_vals[lo_idx[has]] + sorted_vals[hi_idx[has]])
     reps = np.full((n_groups, options.replicates), np.nan)
-    if has.any():
-        rng = np.random.default_rng(options.seed)
-        g = np.flatnonzero(has)
-        n = counts[g][:, None].astype(np.float64)
-        k = ((counts[g] + 1) // 2)[:, None].astype(np.float64)  # rank of the lower middle value
-        shape = (g.size, options.replicates)
-        u_k = rng.beta(np.broadcast_to(k, shape), np.broadcast_to(n - k + 1, shape))
-        first = _order_index(u_k, n)
-        even = (counts[g] % 2 == 0)[:, None]
-        above = np.maximum(n - k, 1.0)
-        # Minimum of the n-k uniforms that lie above U_(k): U_(k) + (1-U_(k)) * Beta(1, n-k).
-        u_next = u_k + (1.0 - u_k) * (1.0 - rng.random(shape) ** (1.0 / above))
-        second = np.where(even, _order_index(u_next, n), first)
-        base = starts[g][:, None]
-        reps[g] = 0.5 * (sorted_vals[base + first] + sorted_vals[base + second])
+    rng = np.random.default_rng(options.seed)
+    # Groups of one size share the Beta parameters: draw per size with scalar parameters.
+    for size in np.unique(counts[has]):
+        g = np.flatnonzero(counts == size)
+        reps[g] = _median_replicates(rng, sorted_vals, starts[g], int(size), options.replicates)
     return GroupedMedians(median, counts, reps, sorted_vals, starts)
 
 
@@ -104,8 +94,22 @@ def sort_within_groups(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return by_value[np.argsort(groups[by_value], kind="stable")]
 
 
-def _order_index(u: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return np.clip(np.ceil(u * n).astype(np.int64) - 1, 0, (n - 1).astype(np.int64))
+def _median_replicates(rng: np.random.Generator, sorted_vals: np.ndarray, starts: np.ndarray, n: int,
+                       replicates: int) -> np.ndarray:
+    """Bootstrap replicates of the medians of groups of ``n`` sorted values starting at ``starts``."""
+    k = (n + 1) // 2  # rank of the lower middle value
+    shape = (starts.size, replicates)
+    u_k = rng.beta(k, n - k + 1, size=shape)
+    # ceil(u * n) - 1 == floor(u * n) but where u * n is an integer, which has probability 0.
+    first = np.minimum((u_k * n).astype(np.int64), n - 1)
+    first += starts[:, None]
+    if n % 2:
+        return sorted_vals[first]
+    # Minimum of the n-k uniforms that lie above U_(k): U_(k) + (1-U_(k)) * Beta(1, n-k).
+    u_next = u_k + (1.0 - u_k) * (1.0 - rng.random(shape) ** (1.0 / (n - k)))
+    second = np.minimum((u_next * n).astype(np.int64), n - 1)
+    second += starts[:, None]
+    return 0.5 * (sorted_vals[first] + sorted_vals[second])
 
 
 def median_ci(samples: np.ndarray, options: BootstrapOptions = BootstrapOptions()) -> tuple[float, float, float]:
