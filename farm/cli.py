@@ -1,4 +1,4 @@
-"""`jitfarm` command line: run | report | devices list | devices probe."""
+"""`jitfarm` command line: run | runs | report | compare | regress | dashboard | devices list | devices probe."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from farm.config.errors import UserError
+from farm.report.commands import register as register_result_commands
 
 
 def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -43,20 +44,6 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print(f"run {outcome.run_id}: {len(summaries) - len(failed)} of {len(summaries)} jobs ok in "
               f"{outcome.wall_s:.1f} s · results in {outcome.run_dir}")
     return 1 if failed else 0
-
-
-def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from farm.analysis.summary import summarize
-    from farm.report.console import print_results
-    from farm.store.parquet import ParquetStore
-
-    run_dir = Path(args.results_dir) / args.run_id
-    if not (run_dir / "manifest.json").exists():
-        raise UserError(f"no run {args.run_id!r} under {args.results_dir}/. Fix: pass a run id that "
-                        f"`ls {args.results_dir}` shows")
-    store = ParquetStore(run_dir)
-    print_results(summarize(store), list(store.read_manifest()["experiment"].get("baselines", [])), out)
-    return 0
 
 
 def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -117,10 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: ../device_configs of the experiment)")
     run.add_argument("--address", default=None, help="Ray cluster to join: 'auto', host:port or ray://host:port (README: a farm of several machines); default: a private local Ray")
     run.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="print the result table of a finished run")
-    rep.add_argument("run_id")
-    rep.add_argument("--results-dir", default="results")
-    rep.set_defaults(func=_cmd_report)
+    register_result_commands(sub)  # runs | report | compare | regress | dashboard
     dev = sub.add_parser("devices", help="device configs")
     dsub = dev.add_subparsers(dest="devices_command", required=True)
     dl = dsub.add_parser("list", help="list device configs and whether they are valid")

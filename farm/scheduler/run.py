@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from farm.config.experiments import ExperimentSpec, JobSpec
+from farm.store.history import record_run
 from farm.store.parquet import ParquetStore
 
 from .actors import Aggregator, DeviceWorker
@@ -168,6 +169,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
         manifest = store.read_manifest()
         store.update_manifest(status=status, wall_s=manifest.get("wall_s", 0.0) + wall_s if options.resume else wall_s,
                               devices={**manifest.get("devices", {}), **devices})
+        record_run(options.results_dir, run_dir)
         if agg is not None and not owns_ray:
             ray.kill(agg)
         if owns_ray and ray.is_initialized():

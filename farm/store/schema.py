@@ -11,6 +11,8 @@ Every table but ``device_state`` has ``flags`` (list of strings): the validity f
 from its probe, plus the record's own), so analysis can exclude or group by them.
 Format 2 added ``flags`` everywhere and the cold numbers and sampling outcome of measurements.
 Every row carries the job ``attempt`` that made it: (job_id, attempt) names one attempt.
+
+Documented column by column, with the history index and series identity, in farm/store/SCHEMA.md.
 """
 
 from __future__ import annotations

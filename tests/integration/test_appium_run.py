@@ -69,7 +69,7 @@ def test_jitfarm_run_through_appium_stores_results_and_device_state(tmp_path):
     path = workspace(tmp_path, EXPERIMENT)  # no server_url: the driver starts and stops its own Appium
     code, out = finish(start_run(path, tmp_path / "results"))
     assert code == 0, out[-3000:]
-    (run_dir,) = list((tmp_path / "results").iterdir())
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]  # beside index.jsonl
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     dev = manifest["devices"]["local-appium-chromium"]
@@ -122,7 +122,7 @@ def test_chromedriver_killed_mid_job_is_a_classified_device_failure(tmp_path, ap
         for pid in orphans:
             if alive(pid):
                 os.kill(pid, signal.SIGTERM)
-    (run_dir,) = list(results.iterdir())
+    (run_dir,) = [p for p in results.iterdir() if p.is_dir()]  # beside index.jsonl
     jobs = pd.read_parquet(run_dir / "jobs")
     first = jobs.sort_values("attempt").iloc[0]
     assert first["status"] == "failed" and first["error_class"] == "device", jobs[["status", "error"]]
