@@ -1,4 +1,4 @@
-"""`jitfarm` command line: run | runs | report | compare | regress | dashboard | devices list | devices probe."""
+"""`jitfarm` command line: run | runs | report | compare | regress | dashboard | space | devices list | devices probe."""
 
 from __future__ import annotations
 
@@ -76,6 +76,23 @@ def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> i
     return 0
 
 
+def _cmd_space(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from farm.config.devices import find_device
+    from farm.drivers import make_driver
+    from farm.report.space import parse_op, print_space
+    from farm.scheduler.job import DeviceContext
+    from jit_core.templates import TEMPLATES
+
+    op = parse_op(args.op)
+    if args.template and args.template not in TEMPLATES:
+        raise UserError(f"--template {args.template!r} is unknown. Fix: use one of {sorted(TEMPLATES)}")
+    device = find_device(Path(args.devices_dir or "device_configs"), args.device, where="--device", key="device")
+    with make_driver(device) as driver:  # the space depends on what the adapter reports
+        ctx = DeviceContext.from_probe(device.id, driver.probe(), device.caps_overrides)
+    print_space(op, ctx.caps, f"{device.id}: {ctx.adapter}", [args.template] if args.template else sorted(TEMPLATES), out)
+    return 0
+
+
 def _cmd_devices_probe(args: argparse.Namespace, out: Console, err: Console) -> int:
     from farm.config.devices import find_device
     from farm.report.probe import DriverError, print_probe, probe_device
@@ -116,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--devices-dir", default=None)
     dp.add_argument("--json", action="store_true", help="print the raw probe as JSON")
     dp.set_defaults(func=_cmd_devices_probe)
+    sp = sub.add_parser("space", help="search-space sizes of an op on a device: raw, per pruning rule, TVM-like")
+    sp.add_argument("--device", required=True, help="device id in the devices folder (its adapter is probed)")
+    sp.add_argument("--op", required=True, help="matmul shape MxNxK (or BxMxNxK)")
+    sp.add_argument("--template", default=None, help="one template (default: all)")
+    sp.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: device_configs)")
+    sp.set_defaults(func=_cmd_space)
     return p
 
 

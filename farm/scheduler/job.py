@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from jit_core.cache import TuneCache, plan_tune
 from jit_core.caps import DeviceCaps
 from jit_core.protocol import CandidateResult, make_batch
 from jit_core.reference import check_outputs, check_positions
@@ -129,19 +130,28 @@ class JobRunner:
             self.progress({"op": job.label, "phase": "tune", **counts})
 
         self.progress({"op": job.label, "phase": "tune", **counts})
+        cache = None if exp.tuner.cache == "off" else TuneCache(exp.tuner.cache)
+        plan = plan_tune(cache, op, template.name, template.version, self.ctx.caps, options,
+                         retime=exp.tuner.cache_retime)
         t0 = time.perf_counter()
         try:
-            result = tune(op, template, self.ctx.caps, self.timer, options=options, on_trial=on_trial)
+            result = tune(op, template, self.ctx.caps, self.timer, options=plan.options, on_trial=on_trial)
+            if plan.mode == "reuse" and result.best is None:  # cached winners fail now: tune afresh
+                shift = len(result.trials)
+                result = tune(op, template, self.ctx.caps, self.timer, options=options,
+                              on_trial=lambda rec: on_trial(replace(rec, index=rec.index + shift)))
         finally:
             if pending:
                 self.emit("trials", pending[:])
                 pending.clear()
         tune_s = time.perf_counter() - t0
+        if cache is not None:
+            cache.put(result, self.ctx.caps)
         summary: dict[str, Any] = {
             **self._common(job), "attempt": attempt, "template": template.name,
             "strategy": exp.tuner.strategy, "space_size": result.space_size,
             "raw_space_size": result.raw_space_size, "trials": len(result.trials),
-            "stopped": result.stopped, "tune_s": tune_s,
+            "stopped": result.stopped, "tune_s": tune_s, "cache": plan.mode if cache is not None else None,
         }
         if result.best is None:
             errors = sorted({t.error_class or "?" for t in result.trials})

@@ -93,6 +93,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("best_config", pa.string()),
         ("best_tune_ms", pa.float64()),
         ("tune_s", pa.float64()),
+        ("cache", pa.string()),           # kernel cache use: "reuse" | "warm-start" | "cold"; null when off
         ("device_busy_s", pa.float64()),
     ]),
     "device_state": pa.schema([
