@@ -2,6 +2,7 @@
 // It compiles and times what the driver sends and answers with raw samples; it decides nothing a
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
 import { prngF32 } from './prng.js';
+import { probeWasm, runWasmBatch } from './wasm_runner.js';
 
 const VERSION = '0.1.0';
 const SETUP_HINT = "run the README's setup command (npm ci in farm/harness) to install the baseline libraries";
@@ -221,6 +222,7 @@ async function probe() {
     hardwareConcurrency: navigator.hardwareConcurrency ?? null,
     requestedFeatureLevel: FEATURE_LEVEL, harnessVersion: VERSION,
     timerResolutionMs: { timestamp: null, wall: measureWallResolution() },
+    wasm: await probeWasm(),
   };
   let state;
   try {
@@ -491,6 +493,9 @@ async function getGpuBounded(ms) {
 }
 
 async function runBatch(batch) {
+  if ((batch.candidates || []).some((c) => c.kind === 'wasm')) {
+    return runWasmBatch(batch, { wallResolutionMs: measureWallResolution() });
+  }
   const measure = batch.measure || {};
   const positions = (batch.check && batch.check.positions) || [];
   const timeoutMs = measure.timeoutMs ?? 30000;
