@@ -12,6 +12,7 @@ from farm.config.devices import DeviceSpec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
 from farm.store.parquet import ParquetStore
+from jit_core.templates import get_template
 
 from .job import DeviceContext, JobRunner
 
@@ -56,7 +57,10 @@ class DeviceWorker:
         self.driver = make_driver(self.device)
         self.driver.open()
         probe = self.driver.probe()
-        if not probe.get("webgpu", True) or probe.get("error"):
+        if get_template(self.exp.tuner.template).backend == "wasm":
+            if not (probe.get("wasm") or {}).get("simd"):
+                raise DriverError("device", f"no WebAssembly SIMD128 on {self.device.id}: {probe.get('wasm')}")
+        elif not probe.get("webgpu", True) or probe.get("error"):
             raise DriverError("device", f"no WebGPU on {self.device.id}: {probe.get('error')}")
         ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides)
         self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)

@@ -58,6 +58,12 @@ def adapter_label(adapter: dict[str, Any] | None) -> str:
     return label
 
 
+def cpu_label(caps: DeviceCaps) -> str:
+    """'wasm x86-64 Linux, 2 threads'-style name of the CPU side of a device (WASM kernels)."""
+    parts = " ".join(p for p in (caps.cpu_arch, caps.cpu_platform) if p) or "unknown CPU"
+    return f"wasm {parts}, {caps.hardware_concurrency} threads"
+
+
 def _median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
@@ -164,7 +170,7 @@ class JobRunner:
         rows: list[dict[str, Any]] = []
         for rnd in range(exp.compare.rounds):
             res = self.timer.run_batch(batch)[0]
-            rows.append(self._winner_row(job, best, rnd, res, positions))
+            rows.append(self._winner_row(job, template, best, rnd, res, positions))
             for name in exp.baselines:
                 library, backend = BASELINE_LIBRARIES[name]
                 spec = {"library": library, "backend": backend, "op": op.to_dict(),
@@ -174,12 +180,13 @@ class JobRunner:
             self.emit("measurements", rows)
             rows = []
 
-    def _winner_row(self, job: JobSpec, best: TrialRecord, rnd: int, res: CandidateResult,
+    def _winner_row(self, job: JobSpec, template: Any, best: TrialRecord, rnd: int, res: CandidateResult,
                     positions: list[int]) -> dict[str, Any]:
         check = check_outputs(job.op, self.exp.seed, positions, res.values) if res.ok else None
         return {
             **self._common(job), "impl": "jit", "library": "jitfarm", "library_version": None,
-            "backend_requested": "webgpu", "backend_used": "webgpu", "impl_adapter": self.ctx.adapter,
+            "backend_requested": template.backend, "backend_used": template.backend,
+            "impl_adapter": self.ctx.adapter if template.backend == "webgpu" else cpu_label(self.ctx.caps),
             "config": best.config_key, "round": rnd, "ok": res.ok, "check_ok": bool(check and check.ok),
             "error_class": res.error_class or (None if check is None or check.ok else "wrong-result"),
             "error": res.error or (check.message if check and not check.ok else None),

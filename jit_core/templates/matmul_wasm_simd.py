@@ -110,7 +110,7 @@ class MatmulWasmSimd:
                  "no cache tile beyond the problem: MB <= max(16, next_pow2(M)), same for NB/N and KB/K"),
             Rule("tile-fills-l1", "nnJIT", lambda c: tile_bytes(c["MB"], c["NB"], c["KB"]) >= 0.9 * fill,
                  f"(MB*KB + KB*NB)*4 bytes >= 90% of the largest tile that fits L1 and the problem ({fill})"),
-            Rule("unroll-within-kb", "ours", lambda c: c["UK"] <= c["KB"], "k unroll UK <= KB"),
+            Rule("unroll-within-kb", "ours", lambda c: c["UK"] <= c["KB"], "the k unroll fits the K slice (UK <= KB)"),
             Rule("threads-available", "WebAssembly", lambda c: c["T"] == 1 or caps.wasm_threads,
                  "T > 1 only where the page can share a WebAssembly.Memory with workers (cross-origin isolated)"),
             Rule("threads-le-cores", "ours", lambda c: c["T"] <= caps.hardware_concurrency,
