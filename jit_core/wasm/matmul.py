@@ -5,7 +5,7 @@ The module imports ``env.memory`` (shared when the kernel runs on several thread
 B [batch, K, N], C [batch, M, N], a half-open range of work units, and this thread's scratch
 area (``scratch_bytes(...)`` bytes, used to pack B). A work unit is one mb x nb tile of C of one
 batch item, numbered batch-major, then tile row, then tile column, so a contiguous range of
-units is a band of rows: threads take contiguous ranges. Shapes are constants of the module.
+units is a band of rows: threads take contiguous chunks. Shapes are constants of the module.
 
 Per unit, for each kb-slice of K (the A block mb x kb and the B block kb x nb stay in L1), the
 register tile loop runs mr x nr micro-kernels: accumulators are mr*nr/4 v128 locals, B is read

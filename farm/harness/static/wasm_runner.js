@@ -6,7 +6,7 @@
 import { prngF32 } from './prng.js';
 
 // Control block at the start of a shared memory (Int32 slots), read by wasm_worker.js.
-export const CTL = { GEN: 0, CMD: 1, DONE: 2, NT: 3, UNITS: 4, ERR: 5, SBASE: 6, SBYTES: 7, NARGS: 8, ARGS: 9 };
+export const CTL = { GEN: 0, CMD: 1, DONE: 2, NT: 3, UNITS: 4, ERR: 5, SBASE: 6, SBYTES: 7, NARGS: 8, ARGS: 9, GRAIN: 20, NEXT: 21 };
 export const CMD_RUN = 1;
 export const CMD_STOP = 2;
 const CTL_BYTES = 128;
@@ -189,14 +189,20 @@ function makeCall(exports, lay, memory, cand, entry, timeoutMs) {
   ctl[CTL.SBYTES] = sbytes;
   ctl[CTL.NARGS] = args.length;
   args.forEach((p, i) => { ctl[CTL.ARGS + i] = p; });
-  const mine = Math.floor(units / T);
+  // Threads take chunks of `grain` consecutive units from a shared counter (rows of tiles, in
+  // order), so a thread slowed by other load does less of the work rather than holding up the call.
+  const grain = Math.max(1, Math.floor(units / (4 * T)));
+  ctl[CTL.GRAIN] = grain;
   return () => {
     Atomics.store(ctl, CTL.DONE, 0);
     Atomics.store(ctl, CTL.ERR, 0);
+    Atomics.store(ctl, CTL.NEXT, 0);
     Atomics.store(ctl, CTL.CMD, CMD_RUN);
     Atomics.add(ctl, CTL.GEN, 1);
     Atomics.notify(ctl, CTL.GEN);
-    run(...args, 0, mine, lay.scratchBase);
+    for (let u = Atomics.add(ctl, CTL.NEXT, grain); u < units; u = Atomics.add(ctl, CTL.NEXT, grain)) {
+      run(...args, u, Math.min(units, u + grain), lay.scratchBase);
+    }
     const deadline = now() + timeoutMs;
     let spins = 0;
     while (Atomics.load(ctl, CTL.DONE) < T - 1) {

@@ -1,8 +1,9 @@
 // jitfarm harness: one worker thread of a multi-threaded wasm kernel (see wasm_runner.js).
 // Message {module, memory, index}: instantiate the module on the shared memory, answer {ok}, then
-// serve runs from the control block until told to stop; worker `index` runs part index + 1 of T
-// (the page's own thread runs part 0).
-const GEN = 0, CMD = 1, DONE = 2, NT = 3, UNITS = 4, ERR = 5, SBASE = 6, SBYTES = 7, NARGS = 8, ARGS = 9;
+// serve runs from the control block until told to stop. In a run, every thread (the page's and
+// the first T - 1 workers) takes chunks of units from a shared counter until none are left; worker
+// `index` uses scratch area index + 1 (the page's thread uses area 0).
+const GEN = 0, CMD = 1, DONE = 2, NT = 3, UNITS = 4, ERR = 5, SBASE = 6, SBYTES = 7, NARGS = 8, ARGS = 9, GRAIN = 20, NEXT = 21;
 const CMD_STOP = 2;
 
 self.onmessage = (ev) => {
@@ -30,11 +31,13 @@ function serve(ctl, run, part, seen) {
     const nt = ctl[NT];
     if (part >= nt) continue;
     const units = ctl[UNITS];
-    const u0 = Math.floor((units * part) / nt);
-    const u1 = Math.floor((units * (part + 1)) / nt);
+    const grain = ctl[GRAIN];
+    const scratch = ctl[SBASE] + part * ctl[SBYTES];
     const args = Array.from(ctl.subarray(ARGS, ARGS + ctl[NARGS]));
     try {
-      run(...args, u0, u1, ctl[SBASE] + part * ctl[SBYTES]);
+      for (let u = Atomics.add(ctl, NEXT, grain); u < units; u = Atomics.add(ctl, NEXT, grain)) {
+        run(...args, u, Math.min(units, u + grain), scratch);
+      }
     } catch (e) {
       Atomics.store(ctl, ERR, 1);
     }
