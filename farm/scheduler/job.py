@@ -94,6 +94,9 @@ class JobRunner:
         self.emit = emit
         self.progress = progress or (lambda info: None)
         self.timer = BusyTimer(driver)
+        # What runs the kernels: the WebGPU adapter, or the CPU for WASM templates.
+        wasm = get_template(experiment.tuner.template).backend == "wasm"
+        self.adapter = cpu_label(ctx.caps) if wasm else ctx.adapter
 
     def _common(self, job: JobSpec) -> dict[str, Any]:
         return {
@@ -101,7 +104,7 @@ class JobRunner:
             "job_id": job.job_id,
             "device_id": self.ctx.device_id,
             "device_fingerprint": self.ctx.fingerprint,
-            "adapter": self.ctx.adapter,
+            "adapter": self.adapter,
             "op_key": job.op.key(),
             "op_label": job.label,
             "ts": time.time(),
@@ -186,7 +189,7 @@ class JobRunner:
         return {
             **self._common(job), "impl": "jit", "library": "jitfarm", "library_version": None,
             "backend_requested": template.backend, "backend_used": template.backend,
-            "impl_adapter": self.ctx.adapter if template.backend == "webgpu" else cpu_label(self.ctx.caps),
+            "impl_adapter": self.adapter,
             "config": best.config_key, "round": rnd, "ok": res.ok, "check_ok": bool(check and check.ok),
             "error_class": res.error_class or (None if check is None or check.ok else "wrong-result"),
             "error": res.error or (check.message if check and not check.ok else None),

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from ..ops import MatMul
 from .encoder import F32, I32, V128, Func, Module
 
-RUN_PARAMS = ("A", "B", "C", "u0", "u1", "S")
 
 
 @dataclass(frozen=True)

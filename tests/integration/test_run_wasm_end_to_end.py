@@ -62,4 +62,4 @@ def test_wasm_trials_and_winner_are_checked_records(finished_run):
     meas = pd.read_parquet(run_dir / "measurements")
     assert set(meas["impl"]) == {"jit"} and set(meas["backend_used"]) == {"wasm"}
     assert (meas["ok"] & meas["check_ok"]).all() and len(meas) == 2 * 2
-    assert all(a.startswith("wasm ") for a in meas["impl_adapter"])
+    assert all(a.startswith("wasm ") for a in meas["impl_adapter"]) and all(a.startswith("wasm ") for a in trials["adapter"])
