@@ -6,7 +6,8 @@ Parameters: register tile MR x NR, cache tile MB x NB x KB, k unroll UK, threads
 relaxed FMA. The lite space applies nnJIT's CPU rules: SIMD registers used
 ``MR*NR/4 + MR + NR/4`` within the target's budget (16 on x86-64, 32 on ARM64; ``caps.simd_registers``)
 and above 80 % of it; cache tiles ``(MB*KB + KB*NB)*4`` bytes within L1 (``caps.l1_bytes``) and
-above 90 % of the largest tile that fits both L1 and the problem; square cache tiles (MB == NB).
+above 90 % of the largest tile that fits both L1 and the problem (tiles clipped to the problem: a
+skinny M holds only M rows of A); square cache tiles (MB == NB) unless MB covers every row of M.
 """
 
 from __future__ import annotations
@@ -88,8 +89,14 @@ class MatmulWasmSimd:
         def problem_tile(c: Config) -> bool:
             return c["MB"] <= lim_m and c["NB"] <= lim_n and c["KB"] <= lim_k
 
-        fitting = [tile_bytes(mb, mb, kb) for mb, kb in itertools.product(TILES, TILES)
-                   if tile_bytes(mb, mb, kb) <= l1 and mb <= min(lim_m, lim_n) and kb <= lim_k]
+        def held(mb: int, nb: int, kb: int) -> int:  # the tile's bytes, clipped to the problem
+            return tile_bytes(min(mb, op.M), min(nb, op.N), min(kb, op.K))
+
+        def square(mb: int, nb: int) -> bool:  # a tile covering every row of a skinny M need not be
+            return mb == nb or mb >= op.M
+
+        fitting = [held(mb, nb, kb) for mb, nb, kb in itertools.product(TILES, TILES, TILES)
+                   if square(mb, nb) and mb <= lim_m and nb <= lim_n and kb <= lim_k and held(mb, nb, kb) <= l1]
         fill = max(fitting, default=0)
 
         def units(c: Config) -> int:
@@ -104,12 +111,13 @@ class MatmulWasmSimd:
                  f"MR*NR/4 + MR + NR/4 SIMD registers >= 80% of the budget ({0.8 * budget:g})"),
             Rule("register-tile-in-cache-tile", "nnJIT", lambda c: c["MR"] <= c["MB"] and c["NR"] <= c["NB"],
                  "the register tile fits in the cache tile (MR <= MB, NR <= NB)"),
-            Rule("square-cache-tile", "nnJIT", lambda c: c["MB"] == c["NB"], "cache tile is square (MB == NB)"),
-            Rule("tile-in-l1", "nnJIT", lambda c: tile_bytes(c["MB"], c["NB"], c["KB"]) <= l1,
-                 f"(MB*KB + KB*NB)*4 bytes <= L1 ({l1})"),
+            Rule("square-cache-tile", "nnJIT", lambda c: square(c["MB"], c["NB"]),
+                 "cache tile is square (MB == NB), unless MB covers all M rows (skinny M: wide NB streams B)"),
+            Rule("tile-in-l1", "nnJIT", lambda c: held(c["MB"], c["NB"], c["KB"]) <= l1,
+                 f"(MB*KB + KB*NB)*4 bytes, tiles clipped to the problem, <= L1 ({l1})"),
             Rule("tile-within-problem", "ours", problem_tile,
                  "no cache tile beyond the problem: MB <= max(16, next_pow2(M)), same for NB/N and KB/K"),
-            Rule("tile-fills-l1", "nnJIT", lambda c: tile_bytes(c["MB"], c["NB"], c["KB"]) >= 0.9 * fill,
+            Rule("tile-fills-l1", "nnJIT", lambda c: held(c["MB"], c["NB"], c["KB"]) >= 0.9 * fill,
                  f"(MB*KB + KB*NB)*4 bytes >= 90% of the largest tile that fits L1 and the problem ({fill})"),
             Rule("unroll-within-kb", "ours", lambda c: c["UK"] <= c["KB"], "the k unroll fits the K slice (UK <= KB)"),
             Rule("threads-available", "WebAssembly", lambda c: c["T"] == 1 or caps.wasm_threads,
@@ -126,7 +134,8 @@ class MatmulWasmSimd:
         many threads as keep each busy with work worth a wake-up (about 4 MFLOP), B packed when
         its block is reused by enough rows (packed 2x faster at 512^3: unpacked B rows 2 KiB apart
         fall into few L1 sets), no k unroll (the engine's loop is as fast; unrolled code is
-        larger), 64x64 tiles, the 4x8 register tile (fewer B loads per FMA than 2x16)."""
+        larger), 64x64 tiles (the widest NB for skinny M), the 4x8 register tile (fewer B loads
+        per FMA than 2x16)."""
         flops = op.flops()
         pack = op.K >= 64 and min(op.M, 64) >= 16
 
@@ -137,7 +146,10 @@ class MatmulWasmSimd:
             s += abs(math.log2(c["T"]) - math.log2(want_t))
             s += 0.5 * abs(c["PB"] - int(pack))
             s += 0.25 * math.log2(c["UK"])
-            s += 0.25 * abs(math.log2(c["MB"]) - 6)
+            if op.M < 16:  # skinny: wide tiles stream B rows (2.6x faster at 1x768x768)
+                s += 0.25 * abs(math.log2(c["NB"]) - 8)
+            else:
+                s += 0.25 * abs(math.log2(c["MB"]) - 6)
             s += 0.1 * (c["MR"] < 4)
             return s
 

@@ -76,6 +76,12 @@ def test_small_and_skinny_problems_keep_a_nonempty_space_of_fitting_tiles(op):
     assert all(c["T"] <= units[c.key()] for c in space)
 
 
+def test_skinny_m_gets_wide_cache_tiles_clipped_to_its_rows():
+    space = T.space(MatMul(1, 3072, 768), X86)
+    assert {(c["MB"], c["NB"], c["KB"]) for c in space} == {(16, 16, 256), (16, 32, 128), (16, 64, 64), (16, 128, 32), (16, 256, 16)}
+    assert space.configs[0]["NB"] == 256
+
+
 def test_staged_build_equals_the_plain_build():
     op = MatMul(128, 3072, 768)
     staged = T.space(op, X86)
