@@ -191,7 +191,7 @@ function makeCall(exports, lay, memory, cand, entry, timeoutMs) {
   args.forEach((p, i) => { ctl[CTL.ARGS + i] = p; });
   // Threads take chunks of `grain` consecutive units from a shared counter (rows of tiles, in
   // order), so a thread slowed by other load does less of the work rather than holding up the call.
-  const grain = Math.max(1, Math.floor(units / (4 * T)));
+  const grain = Math.max(1, Math.floor(units / (16 * T)));
   ctl[CTL.GRAIN] = grain;
   return () => {
     Atomics.store(ctl, CTL.DONE, 0);
