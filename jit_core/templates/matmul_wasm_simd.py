@@ -61,7 +61,7 @@ class MatmulWasmSimd:
     ValueError for a config with inconsistent tiles. ``version`` goes into cache keys."""
 
     name = "matmul-wasm-simd"
-    version = "1"
+    version = "2"  # 2: one micro-kernel call per band of rows
     backend = "wasm"
     op_kind = "matmul"
 

@@ -7,8 +7,9 @@ area (``scratch_bytes(...)`` bytes, used to pack B). A work unit is one mb x nb 
 batch item, numbered batch-major, then tile row, then tile column, so a contiguous range of
 units is a band of rows: threads take contiguous chunks. Shapes are constants of the module.
 
-Per unit, for each kb-slice of K (the A block mb x kb and the B block kb x nb stay in L1), the
-register tile loop runs mr x nr micro-kernels: accumulators are mr*nr/4 v128 locals, B is read
+Per unit, for each kb-slice of K (the A block mb x kb and the B block kb x nb stay in L1), each
+band of mr rows is one call of the micro-kernel, which runs the band's mr x nr register tiles
+left to right: accumulators are mr*nr/4 v128 locals, B is read
 as nr/4 vectors per k, A as one splat per row and k (``v128.load32_splat``), multiply-add as
 ``f32x4.relaxed_madd`` (fma=1) or ``f32x4.mul`` + ``f32x4.add``. The first K slice starts
 from zero, later ones load C. The k loop is unrolled ``unroll`` times (constant address
@@ -89,17 +90,22 @@ class _Emitter:
 
     # --------------------------------------------------------------------------- micro-kernel
     def micro(self, rows: int, nv: int, ldb: int) -> int:
-        """Function index of the rows x (4*nv) micro-kernel ``(a, b, c, kc, init)`` reading B
-        with row stride ``ldb`` bytes."""
+        """Function index of the rows x (4*nv) micro-kernel ``(a, b, c, kc, init, panels, bstep)``
+        reading B with row stride ``ldb`` bytes: it runs ``panels`` register tiles side by side
+        (C advancing 16*nv bytes, B ``bstep`` bytes per tile), so the driver calls it once per
+        row pass rather than once per tile."""
         key = (rows, nv, ldb)
         if key in self._micro:
             return self._micro[key]
         cfg, lda, ldc = self.cfg, self.lda, self.ldc
-        f = Func((I32,) * 5)
-        a, b, c, kc, init = range(5)
+        f = Func((I32,) * 7)
+        a0, b, c, kc0, init, panels, bstep = range(7)
+        a, kc, bk = f.local(I32), f.local(I32), f.local(I32)
         acc = [[f.local(V128) for _ in range(nv)] for _ in range(rows)]
         bv = [f.local(V128) for _ in range(nv)]
         av = f.local(V128)
+        f.block().loop()  # over panels
+        f.get(panels).op("i32.eqz").br_if(1)
         f.get(init).if_()
         for r in range(rows):
             for v in range(nv):
@@ -109,11 +115,14 @@ class _Emitter:
             for v in range(nv):
                 f.get(c).mem("v128.load", r * ldc + 16 * v).set(acc[r][v])
         f.end()
+        f.get(a0).set(a)
+        f.get(kc0).set(kc)
+        f.get(b).set(bk)
 
         def steps(count: int) -> None:
             for u in range(count):
                 for v in range(nv):
-                    f.get(b).mem("v128.load", u * ldb + 16 * v).set(bv[v])
+                    f.get(bk).mem("v128.load", u * ldb + 16 * v).set(bv[v])
                 for r in range(rows):
                     f.get(a).mem("v128.load32_splat", r * lda + 4 * u).set(av)
                     for v in range(nv):
@@ -123,7 +132,7 @@ class _Emitter:
                             f.get(av).get(bv[v]).simd("f32x4.mul").get(acc[r][v]).simd("f32x4.add")
                         f.set(acc[r][v])
             self._addc(f, a, 4 * count)
-            self._addc(f, b, ldb * count)
+            self._addc(f, bk, ldb * count)
             self._addc(f, kc, -count)
 
         if cfg.unroll > 1:
@@ -138,6 +147,10 @@ class _Emitter:
         for r in range(rows):
             for v in range(nv):
                 f.get(c).get(acc[r][v]).mem("v128.store", r * ldc + 16 * v)
+        self._addc(f, c, 16 * nv)
+        f.get(b).get(bstep).op("i32.add").set(b)
+        self._addc(f, panels, -1)
+        f.br(0).end().end()
         self._micro[key] = self.mod.add(f)
         return self._micro[key]
 
@@ -232,8 +245,8 @@ class _Emitter:
 
         f = Func((I32,) * 6)
         A, B, C, u0, u1, S = range(6)
-        (u, t, bi, ab, bb, cb, i0, iend, j0, jend, jfull, k0, kc, init, i, j, pa, pc, bp, tmp) = (
-            f.local(I32) for _ in range(20))
+        (u, t, bi, ab, bb, cb, i0, iend, j0, jend, jfull, k0, kc, init, i, j, pa, pc, tmp) = (
+            f.local(I32) for _ in range(19))
         f.get(u0).set(u)
         f.block().loop()
         f.get(u).get(u1).op("i32.ge_s").br_if(1)
@@ -269,28 +282,26 @@ class _Emitter:
             # pa = ab + (i*K + k0)*4 ; pc = cb + i*N*4
             f.get(ab).get(i).i32(4 * K).op("i32.mul").op("i32.add").get(k0).i32(4).op("i32.mul").op("i32.add").set(pa)
             f.get(cb).get(i).i32(4 * N).op("i32.mul").op("i32.add").set(pc)
-            f.get(j0).set(j)
-            f.get(S).set(bp)
-            f.block().loop()
-            f.get(j).get(jfull).op("i32.ge_s").br_if(1)
+            # every full nr-wide panel in one call
             f.get(pa)
             if cfg.pack_b:
-                f.get(bp)
+                f.get(S)
             else:
-                self._b_ptr(f, bb, k0, j)
-            f.get(pc).get(j).i32(4).op("i32.mul").op("i32.add").get(kc).get(init).call(micro_full)
+                self._b_ptr(f, bb, k0, j0)
+            f.get(pc).get(j0).i32(4).op("i32.mul").op("i32.add").get(kc).get(init)
+            f.get(jfull).get(j0).op("i32.sub").i32(cfg.nr).op("i32.div_u")
             if cfg.pack_b:
-                f.get(bp).get(kc).i32(4 * cfg.nr).op("i32.mul").op("i32.add").set(bp)
-            self._addc(f, j, cfg.nr)
-            f.br(0).end().end()
-            if micro_vec is not None:
-                f.block().loop()
-                f.get(j).i32(4).op("i32.add").get(jend).op("i32.gt_s").br_if(1)
+                f.get(kc).i32(4 * cfg.nr).op("i32.mul")
+            else:
+                f.i32(4 * cfg.nr)
+            f.call(micro_full)
+            f.get(jfull).set(j)
+            if micro_vec is not None:  # 4-wide vectors left over, in one call
+                f.get(jend).get(j).op("i32.sub").i32(4).op("i32.div_u").set(tmp)
                 f.get(pa)
                 self._b_ptr(f, bb, k0, j)
-                f.get(pc).get(j).i32(4).op("i32.mul").op("i32.add").get(kc).get(init).call(micro_vec)
-                self._addc(f, j, 4)
-                f.br(0).end().end()
+                f.get(pc).get(j).i32(4).op("i32.mul").op("i32.add").get(kc).get(init).get(tmp).i32(16).call(micro_vec)
+                f.get(j).get(tmp).i32(4).op("i32.mul").op("i32.add").set(j)
             if scal is not None:
                 f.get(j).get(jend).op("i32.lt_s").if_()
                 f.get(pa)
