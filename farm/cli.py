@@ -1,4 +1,4 @@
-"""`jitfarm` command line: run | report | devices list."""
+"""`jitfarm` command line: run | report | devices list | devices probe."""
 
 from __future__ import annotations
 
@@ -66,6 +66,23 @@ def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> i
     return 0
 
 
+def _cmd_devices_probe(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from farm.config.devices import find_device
+    from farm.report.probe import DriverError, print_probe, probe_device
+
+    directory = Path(args.devices_dir or "device_configs")
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such folder. Fix: run from the project root or pass --devices-dir")
+    device = find_device(directory, args.device_id, where="command line", key="ID")
+    try:
+        probe = probe_device(device)
+    except DriverError as exc:
+        err.print(f"[red]{device.id}: could not open ({exc.error_class})[/]: {exc.message}", highlight=False)
+        return 1
+    print_probe(device, probe, out, as_json=args.json)
+    return 0 if probe.get("webgpu") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jitfarm", description="JIT-tune in-browser DL kernels across a device farm")
     sub = p.add_subparsers(dest="command", required=True)
@@ -84,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     dl = dsub.add_parser("list", help="list device configs and whether they are valid")
     dl.add_argument("--devices-dir", default=None)
     dl.set_defaults(func=_cmd_devices_list)
+    dp = dsub.add_parser("probe", help="open a device and print its adapter, limits, features, timers, WASM and WebGL2")
+    dp.add_argument("device_id", help="a device id from device_configs/")
+    dp.add_argument("--devices-dir", default=None)
+    dp.add_argument("--json", action="store_true", help="print the raw probe as JSON")
+    dp.set_defaults(func=_cmd_devices_probe)
     return p
 
 

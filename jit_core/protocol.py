@@ -80,9 +80,14 @@ class BufferSpec:
 @dataclass(frozen=True)
 class MeasureSpec:
     """How to time each candidate: ``warmup`` untimed runs, then a calibration run that sets the
-    dispatches per sample (``reps``) so a sample lasts at least ``min_sample_ms`` (at most
-    ``max_reps``), then ``samples`` samples. ``timer`` is 'auto' (GPU timestamps when the adapter
-    has them, else wall clock) or 'wall' (dispatch, queue sync and readback, timed in the page)."""
+    dispatches per sample (``reps``) so a sample lasts at least ``min_sample_ms`` and
+    ``min_ticks`` ticks of the timer's measured resolution (at most ``max_reps``), then samples.
+    ``timer`` is 'auto' (GPU timestamps when the adapter has them, else wall clock) or 'wall'
+    (dispatch, queue sync and readback, timed in the page).
+
+    Without ``target_ci_rel`` exactly ``samples`` samples are taken. With it, at least
+    ``samples``, then until the 95 % CI of the median is narrower than ``target_ci_rel`` x median,
+    or ``max_samples`` samples, or ``max_time_ms`` of sampling (jit_core/timing.py)."""
 
     warmup: int = 1
     samples: int = 5
@@ -90,12 +95,29 @@ class MeasureSpec:
     max_reps: int = 256
     timer: str = "auto"
     timeout_ms: float = 30000.0
+    min_ticks: int = 100
+    target_ci_rel: float | None = None
+    max_samples: int = 50
+    max_time_ms: float = 10000.0
 
     def __post_init__(self) -> None:
         if self.timer not in ("auto", "wall"):
             raise ValueError(f"measure.timer must be 'auto' or 'wall', got {self.timer!r}")
         if self.samples < 1 or self.warmup < 0 or self.max_reps < 1:
             raise ValueError("measure needs samples >= 1, warmup >= 0, max_reps >= 1")
+        if self.min_ticks < 1 or self.max_samples < 1 or self.max_time_ms <= 0:
+            raise ValueError("measure needs min_ticks >= 1, max_samples >= 1, max_time_ms > 0")
+        if self.target_ci_rel is not None and not 0 < self.target_ci_rel < 1:
+            raise ValueError(f"measure.target_ci_rel must be in (0, 1), got {self.target_ci_rel!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``measure`` object of PROTOCOL.md."""
+        return {
+            "warmup": self.warmup, "samples": self.samples, "minSampleMs": self.min_sample_ms,
+            "maxReps": self.max_reps, "timer": self.timer, "timeoutMs": self.timeout_ms,
+            "minTicks": self.min_ticks, "targetCiRel": self.target_ci_rel,
+            "maxSamples": self.max_samples, "maxTimeMs": self.max_time_ms,
+        }
 
 
 @dataclass(frozen=True)
@@ -119,14 +141,7 @@ class Batch:
             "op": self.op.to_dict(),
             "buffers": [asdict(b) for b in self.buffers],
             "candidates": [c.kernel.to_json(c.id) for c in self.candidates],
-            "measure": {
-                "warmup": self.measure.warmup,
-                "samples": self.measure.samples,
-                "minSampleMs": self.measure.min_sample_ms,
-                "maxReps": self.measure.max_reps,
-                "timer": self.measure.timer,
-                "timeoutMs": self.measure.timeout_ms,
-            },
+            "measure": self.measure.to_json(),
             "check": {"positions": list(self.check_positions)},
         }
 
@@ -147,6 +162,9 @@ class CandidateResult:
     timer_kind: str = "wall"
     timer_resolution_ms: float | None = None
     values: list[float] | None = None
+    stop: str | None = None  # why sampling stopped: fixed | ci | max-samples | max-time
+    ci_ms: tuple[float, float] | None = None  # 95 % CI of the median per-run time
+    flags: list[str] = field(default_factory=list)  # e.g. "short-samples"
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> "CandidateResult":
@@ -166,6 +184,9 @@ class CandidateResult:
             timer_kind=str(timer.get("kind", "wall")),
             timer_resolution_ms=timer.get("resolutionMs"),
             values=d.get("values"),
+            stop=d.get("stop"),
+            ci_ms=tuple(d["ciMs"]) if d.get("ciMs") else None,
+            flags=[str(f) for f in d.get("flags") or []],
         )
 
 

@@ -75,6 +75,7 @@ class TrialRecord:
     max_rel_err: float | None = None
     elapsed_s: float = 0.0
     best_so_far_ms: float | None = None
+    flags: list[str] = field(default_factory=list)  # the device's measurement flags, e.g. short-samples
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,6 +254,7 @@ def _from_result(
         reps=res.reps,
         timer_kind=res.timer_kind,
         timer_resolution_ms=res.timer_resolution_ms,
+        flags=list(res.flags),
     )
     if not res.ok:
         rec.error_class = rec.error_class or "harness"

@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
 # Installs everything jitfarm needs on a Debian machine: Debian's Chromium and Vulkan drivers,
-# the harness's npm packages from the lockfile, and the Python package with its pinned
-# dependencies in .venv/. Safe to run twice: each step is skipped when already done.
+# the harness's npm packages from the lockfile, Appium (farm/appium/, lockfile) with its pinned
+# Chromium driver, and the Python package with its pinned dependencies in .venv/.
+# `--android` adds what phones need: adb, a JDK and Appium's UiAutomator2 driver.
+# Safe to run twice: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+ANDROID=0
+for arg in "$@"; do
+  case "$arg" in
+    --android) ANDROID=1 ;;
+    *) echo "usage: $0 [--android]" >&2; exit 2 ;;
+  esac
+done
+# Appium drivers, pinned (installed into APPIUM_HOME=farm/appium/home).
+APPIUM_CHROMIUM_DRIVER=appium-chromium-driver@3.1.1
+APPIUM_UIAUTOMATOR2_DRIVER=appium-uiautomator2-driver@8.7.0
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # 1. System packages (Debian).
 pkgs=(chromium chromium-driver mesa-vulkan-drivers)
+[ "$ANDROID" -eq 0 ] || pkgs+=(adb openjdk-17-jdk-headless)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
@@ -38,7 +52,37 @@ else
   say "harness npm packages up to date"
 fi
 
-# 3. Python: jitfarm and its pinned dependencies in .venv/.
+# 3. Appium (for the appium driver): the server from farm/appium's lockfile, its drivers pinned.
+stamp=farm/appium/node_modules/.jitfarm-lock
+if [ ! -f "$stamp" ] || ! cmp -s farm/appium/package-lock.json "$stamp"; then
+  say "installing Appium from farm/appium/package-lock.json"
+  (cd farm/appium && npm ci --no-audit --no-fund --loglevel=error)
+  cp farm/appium/package-lock.json "$stamp"
+else
+  say "Appium up to date"
+fi
+appium_driver() {  # $1: automation name, $2: npm spec name@version
+  local have
+  have=$(APPIUM_HOME=farm/appium/home node farm/appium/node_modules/appium/index.js driver list --installed --json 2>/dev/null \
+         | python3 -c "import json,sys; d=json.load(sys.stdin).get('$1') or {}; print(d.get('version', ''))" 2>/dev/null || true)
+  if [ "$have" = "${2##*@}" ]; then
+    say "Appium driver $1 $have present"
+    return
+  fi
+  if [ -n "$have" ]; then
+    APPIUM_HOME=farm/appium/home node farm/appium/node_modules/appium/index.js driver uninstall "$1" >/dev/null
+  fi
+  say "installing Appium driver $2"
+  local log
+  if ! log=$(APPIUM_HOME=farm/appium/home node farm/appium/node_modules/appium/index.js driver install --source=npm "$2" 2>&1); then
+    printf '%s\n' "$log" >&2
+    exit 1
+  fi
+}
+appium_driver chromium "$APPIUM_CHROMIUM_DRIVER"
+[ "$ANDROID" -eq 0 ] || appium_driver uiautomator2 "$APPIUM_UIAUTOMATOR2_DRIVER"
+
+# 4. Python: jitfarm and its pinned dependencies in .venv/.
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   python3 -m venv .venv

@@ -7,12 +7,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from farm.drivers.android_options import AndroidOptions, AppiumOptions
 from farm.drivers.base import BrowserOptions, NativeOptions
+
+from . import android
 
 from .errors import ConfigError
 from .reader import Reader, load_yaml
 
-DRIVERS = ("playwright", "native")
+DRIVERS = ("playwright", "native", "appium", "android-cdp")
 BROWSERS = ("chromium", "firefox", "webkit")
 FEATURE_LEVELS = ("core", "compatibility")
 
@@ -20,7 +23,8 @@ FEATURE_LEVELS = ("core", "compatibility")
 @dataclass(frozen=True)
 class DeviceSpec:
     """A validated device config. ``browser`` is set for browser drivers, ``native`` for the
-    native driver; ``caps_overrides`` replace vendor-table facts (e.g. regs_per_thread)."""
+    native driver, ``appium`` for the Appium driver, ``android`` for a phone reached through adb
+    (appium on Android, android-cdp); ``caps_overrides`` replace vendor-table facts."""
 
     id: str
     name: str
@@ -30,6 +34,8 @@ class DeviceSpec:
     browser: BrowserOptions | None = None
     native: NativeOptions | None = None
     caps_overrides: dict[str, Any] = field(default_factory=dict)
+    appium: AppiumOptions | None = None
+    android: AndroidOptions | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,6 +91,8 @@ def load_device(path: Path) -> DeviceSpec:
     if not dev_id or any(c.isspace() for c in dev_id):
         raise r.error("id", f"invalid id {dev_id!r}", "use a single word like 'pixel-7'")
     driver = r.get("driver", str, choices=DRIVERS)
+    if driver in ("appium", "android-cdp"):
+        return _android_device(r, dev_id, driver, file)
     spec = DeviceSpec(
         id=dev_id,
         name=r.get("name", str, dev_id),
@@ -97,6 +105,20 @@ def load_device(path: Path) -> DeviceSpec:
     )
     if driver == "playwright":
         r.seen.add("native")
+    r.finish()
+    return spec
+
+
+def _android_device(r: Reader, dev_id: str, driver: str, file: str) -> DeviceSpec:
+    appium = android.appium_options(r) if driver == "appium" else None
+    desktop = appium is not None and appium.platform == "desktop"
+    spec = DeviceSpec(
+        id=dev_id, name=r.get("name", str, dev_id), driver=driver, file=file, tags=r.str_map("tags"),
+        browser=android.page_browser_options(r, file, desktop=desktop),
+        appium=appium,
+        android=android.android_options(r, required=driver == "android-cdp" or not desktop),
+        caps_overrides=dict(r.get("caps_overrides", dict, {})),
+    )
     r.finish()
     return spec
 

@@ -10,12 +10,14 @@ from jit_core.ops import MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
 from jit_core.templates import TEMPLATES
 
+from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
+
 from .devices import DeviceSpec, find_device
 from .errors import ConfigError
 from .reader import Reader, load_yaml
 
 STRATEGIES = ("exhaustive",)
-BASELINES = ("tfjs-webgpu",)
+BASELINES = tuple(CATALOG)
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,12 @@ class TunerSpec:
 @dataclass(frozen=True)
 class CompareSpec:
     """The final comparison: winner and each baseline, interleaved A B A B for ``rounds`` rounds of
-    ``samples`` wall-clock samples each, same page, same inputs."""
+    ``samples`` wall-clock samples each, same page, same inputs. ``baseline_device``: 'shared' hands
+    the adapter/device our kernels use to WebGPU baselines, 'own' lets each library pick its own."""
 
     rounds: int = 3
     samples: int = 5
+    baseline_device: str = "shared"
 
 
 @dataclass(frozen=True)
@@ -151,12 +155,17 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
             max_reps=m.positive("max_reps", int, 256),
             timer=m.get("timer", str, "auto", choices=("auto", "wall")),
             timeout_ms=m.positive("timeout_ms", float, 30000.0),
+            min_ticks=m.positive("min_ticks", int, 100),
+            target_ci_rel=m.positive("target_ci_rel", float, None),
+            max_samples=m.positive("max_samples", int, 50),
+            max_time_ms=m.positive("max_time_ms", float, 10000.0),
         )
     except ValueError as exc:
         raise ConfigError(file, "measure", str(exc), "fix the measure section") from None
     m.finish()
     c = r.sub("compare")
-    compare = CompareSpec(rounds=c.positive("rounds", int, 3), samples=c.positive("samples", int, 5))
+    compare = CompareSpec(rounds=c.positive("rounds", int, 3), samples=c.positive("samples", int, 5),
+                          baseline_device=c.get("baseline_device", str, "shared", choices=DEVICE_SOURCES))
     c.finish()
     baselines = r.str_list("baselines", [])
     for i, b in enumerate(baselines):

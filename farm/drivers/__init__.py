@@ -24,4 +24,14 @@ def make_driver(device: "DeviceSpec") -> DeviceDriver:
 
         assert device.native is not None
         return NativeDriver(device.native)
+    if device.driver == "appium":
+        from .appium_driver import AppiumDriver
+
+        assert device.appium is not None and device.browser is not None
+        return AppiumDriver(device.appium, device.browser, device.android)
+    if device.driver == "android-cdp":
+        from .android_cdp import AndroidCdpDriver
+
+        assert device.browser is not None and device.android is not None
+        return AndroidCdpDriver(device.browser, device.android)
     raise ValueError(f"unknown driver {device.driver!r}")

@@ -85,6 +85,16 @@ class DeviceDriver(abc.ABC):
         """Versions of what this driver runs (browser, libraries), for the run manifest."""
         return {}
 
+    def covariates(self) -> dict[str, Any]:
+        """Device state worth recording with the run (phones: battery level and temperature,
+        thermal status, Chrome version, GPU renderer); {} when the driver cannot read any."""
+        return {}
+
+    def before_job(self) -> dict[str, Any]:
+        """Called before each job: waits for the device's cool-down rule if it has one, then
+        returns ``covariates()``."""
+        return self.covariates()
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from jit_core.protocol import Batch, BufferSpec, Candidate, CandidateResult, MeasureSpec
 from jit_core.reference import prng_f32
+from jit_core.timing import SHORT_SAMPLE_FRACTION, calibrate_reps, collect_samples, median, min_sample_span_ms
 
 from .base import DeviceDriver, DriverError, NativeOptions
 
@@ -118,26 +119,6 @@ def _prng_inputs(seed: int, stream: int, size: int) -> np.ndarray:
     return data
 
 
-def calibrate_reps(t_one_ms: float, min_ms: float, max_reps: int, resolution_ms: float,
-                   sample: Callable[[int], float], *, refine: bool) -> int:
-    """PROTOCOL.md step 4: reps from one wall-clock run, then refined (at most 3 times) with the
-    timer the samples use until a sample spans 90% of ``min_ms`` (and 10 timer ticks).
-    ``sample(reps)`` returns the per-dispatch time of one sample of ``reps`` dispatches."""
-    floor = max(resolution_ms, 1e-6)
-    target = max(min_ms, 10 * resolution_ms)
-    reps = max(1, min(max_reps, math.ceil(target / max(t_one_ms, floor))))
-    if not refine:
-        return reps
-    for _ in range(3):
-        if reps >= max_reps:
-            break
-        total = sample(reps) * reps
-        if total >= 0.9 * target:
-            break
-        reps = max(reps + 1, min(max_reps, math.ceil(reps * target / max(total, floor))))
-    return reps
-
-
 class NativeDriver(DeviceDriver):
     """Runs protocol batches in-process on a native WebGPU adapter (wgpu-native via ``wgpu``).
 
@@ -189,6 +170,7 @@ class NativeDriver(DeviceDriver):
         self._lost = False
         self._timestamp_period_ns: float | None = None
         self._wall_res_ms: float | None = None
+        self._timestamp_res_ms: float | None = None
 
     # ----- lifecycle
 
@@ -213,6 +195,7 @@ class NativeDriver(DeviceDriver):
         self._adapter = self._pick(adapters)
         self._device = self._request_device()
         self._wall_res_ms = _wall_resolution_ms()
+        self._timestamp_res_ms = self._measure_timestamp_resolution_ms()
 
     def _pick(self, adapters: list[Any]) -> Any:
         opts = self.options
@@ -253,6 +236,50 @@ class NativeDriver(DeviceDriver):
             except Exception:  # not exposed by this wgpu build: WebGPU timestamps are ns
                 self._timestamp_period_ns = 1.0
         return device
+
+    def _measure_timestamp_resolution_ms(self) -> float | None:
+        """Resolution of GPU timestamps from many back-to-back tiny passes (the timer's real
+        resolution, which can be coarser than the queue's timestamp period)."""
+        dev, wgpu = self._device, self._wgpu
+        if dev is None or "timestamp-query" not in dev.features:
+            return None
+        passes = 64
+        BU = wgpu.BufferUsage
+        try:
+            qs = dev.create_query_set(type=wgpu.QueryType.timestamp, count=2 * passes)
+            resolve = dev.create_buffer(size=16 * passes, usage=BU.QUERY_RESOLVE | BU.COPY_SRC)
+            read = dev.create_buffer(size=16 * passes, usage=BU.MAP_READ | BU.COPY_DST)
+            storage = dev.create_buffer(size=16, usage=BU.STORAGE)
+            code = ("@group(0) @binding(0) var<storage, read_write> b: array<u32>;\n"
+                    "@compute @workgroup_size(1) fn main() { b[0] = b[0] + 1u; }")
+            pipeline = dev.create_compute_pipeline(layout="auto", compute={
+                "module": dev.create_shader_module(code=code), "entry_point": "main"})
+            bind = dev.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=[
+                {"binding": 0, "resource": {"buffer": storage, "offset": 0, "size": 16}}])
+            enc = dev.create_command_encoder()
+            for i in range(passes):
+                cp = enc.begin_compute_pass(timestamp_writes={
+                    "query_set": qs, "beginning_of_pass_write_index": 2 * i, "end_of_pass_write_index": 2 * i + 1})
+                cp.set_pipeline(pipeline)
+                cp.set_bind_group(0, bind)
+                cp.dispatch_workgroups(1)
+                cp.end()
+            enc.resolve_query_set(qs, 0, 2 * passes, resolve, 0)
+            enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16 * passes)
+            dev.queue.submit([enc.finish()])
+            read.map_sync(wgpu.MapMode.READ)
+            ticks = np.sort(np.frombuffer(read.read_mapped(copy=True), dtype=np.uint64))
+            read.unmap()
+        except Exception as e:  # noqa: BLE001 - a probe detail, not a reason to fail
+            log.warning("could not measure the timestamp resolution: %s", e)
+            return (self._timestamp_period_ns or 1.0) * 1e-6
+        steps = np.diff(ticks.astype(np.int64))
+        steps = steps[steps > 0]
+        if steps.size == 0:
+            return (self._timestamp_period_ns or 1.0) * 1e-6
+        # The tick is the GCD of all steps (quantized timestamps are multiples of it); the
+        # smallest step alone would be the duration of a tiny pass on a slow adapter.
+        return float(np.gcd.reduce(steps)) * (self._timestamp_period_ns or 1.0) * 1e-6
 
     def _renew_device(self) -> None:
         try:
@@ -300,7 +327,8 @@ class NativeDriver(DeviceDriver):
             "userAgent": f"wgpu-native/{self.versions()['wgpu_native']} (wgpu-py {self._wgpu.__version__})",
             "crossOriginIsolated": None,
             "hardwareConcurrency": os.cpu_count(),
-            "timerResolutionMs": {"timestamp": None if ts is None else ts * 1e-6, "wall": self._wall_res_ms},
+            "timerResolutionMs": {"timestamp": self._timestamp_res_ms, "wall": self._wall_res_ms},
+            "timestampPeriodNs": ts,
         }
 
     def versions(self) -> dict[str, str]:
@@ -442,19 +470,21 @@ class NativeDriver(DeviceDriver):
             t = self._wall_sample(pipeline, gpu, k.workgroups, 1)
             use_ts = m.timer == "auto" and gpu.query_set is not None
             res.timer_kind = "timestamp" if use_ts else "wall"
-            res.timer_resolution_ms = (self._timestamp_period_ns or 1.0) * 1e-6 if use_ts else self._wall_res_ms
+            res.timer_resolution_ms = self._timestamp_res_ms if use_ts else self._wall_res_ms
 
             def sample(reps: int) -> float:
                 if use_ts:
                     return self._timestamp_sample(pipeline, gpu, k.workgroups, reps)
                 return self._wall_sample(pipeline, gpu, k.workgroups, reps)
 
-            res.reps = calibrate_reps(t, m.min_sample_ms, m.max_reps, res.timer_resolution_ms or 0.0,
-                                      sample, refine=use_ts or t < m.min_sample_ms)
+            min_ms = min_sample_span_ms(m, res.timer_resolution_ms)
+            res.reps = calibrate_reps(t, min_ms, m.max_reps, res.timer_resolution_ms or 0.0,
+                                      sample, refine=True)
             check_time("calibration")
-            for _ in range(m.samples):
-                res.samples_ms.append(sample(res.reps))
-                check_time(f"sample {len(res.samples_ms)}")
+            got = collect_samples(sample, res.reps, m, lambda: check_time("a sample"))
+            res.samples_ms, res.stop, res.ci_ms = got.samples_ms, got.stop, got.ci_ms
+            if median(res.samples_ms) * res.reps < SHORT_SAMPLE_FRACTION * min_ms:
+                res.flags.append("short-samples")
             res.values = self._read_values(gpu, batch.check_positions)
             res.ok = True
         except _Timeout as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -10,9 +9,10 @@ from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
 from typing import Any
 
-from farm.drivers.base import BrowserOptions, DeviceDriver, DriverError
+from farm.drivers.base import BrowserOptions, DriverError
+from farm.drivers.harness_page import (CALL_FUNCTION, LOAD_ERROR_FUNCTION, READY_FUNCTION, VERSION_FUNCTION,
+                                       WEDGED_FUNCTION, HarnessPageDriver, page_url)
 from farm.harness.server import HarnessServer
-from jit_core.protocol import Batch, CandidateResult
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def command_line_problems(argv: list[str]) -> list[str]:
     return problems
 
 
-class PlaywrightDriver(DeviceDriver):
+class PlaywrightDriver(HarnessPageDriver):
     """A device that is a browser page (headless Chromium here; Firefox/WebKit where installed)
     running the harness page served by a :class:`HarnessServer` on 127.0.0.1.
 
@@ -104,15 +104,15 @@ class PlaywrightDriver(DeviceDriver):
             raise ValueError(f"browser must be one of {BROWSERS}, got {options.browser!r}")
         if options.feature_level not in ("core", "compatibility"):
             raise ValueError(f"feature_level must be 'core' or 'compatibility', got {options.feature_level!r}")
+        super().__init__()
         self.options = options
+        self.call_timeout_s = options.call_timeout_s
         self._server = server
         self._owns_server = server is None
         self._pw: Any = None
         self._browser: Any = None
         self._context: Any = None
         self._page: Any = None
-        self._crashed: str | None = None
-        self._closing = False
         self.console_errors: list[str] = []
         self.command_line: list[str] | None = None
 
@@ -145,6 +145,17 @@ class PlaywrightDriver(DeviceDriver):
             self._server = HarnessServer()
         self._server.start()
         self._pw = _acquire_playwright()
+        self._browser, self._context = self._start_browser()
+        self._browser.on("disconnected", lambda *_: self._mark_crashed("browser disconnected"))
+        self._page = self._context.new_page()
+        self._page.set_default_timeout(opts.call_timeout_s * 1000)
+        self._page.on("crash", lambda *_: self._mark_crashed("page crashed"))
+        self._page.on("console", self._on_console)
+        self._page.on("pageerror", lambda err: self._log_page_error(f"uncaught: {err}"))
+
+    def _start_browser(self) -> tuple[Any, Any]:
+        """(browser, context) the harness page opens in: here a freshly launched browser."""
+        opts = self.options
         launch: dict[str, Any] = {
             "headless": opts.headless,
             "timeout": opts.launch_timeout_s * 1000,
@@ -158,16 +169,11 @@ class PlaywrightDriver(DeviceDriver):
             launch["args"], launch["ignore_default_args"] = chromium_launch_args(opts)
         else:
             launch["args"] = list(opts.args)
-        self._browser = getattr(self._pw, opts.browser).launch(**launch)
-        self._browser.on("disconnected", lambda *_: self._mark_crashed("browser disconnected"))
-        self._context = self._browser.new_context()
+        browser = getattr(self._pw, opts.browser).launch(**launch)
+        self._browser, self._context = browser, browser.new_context()
         if opts.browser == "chromium":
             self._check_command_line()
-        self._page = self._context.new_page()
-        self._page.set_default_timeout(opts.call_timeout_s * 1000)
-        self._page.on("crash", lambda *_: self._mark_crashed("page crashed"))
-        self._page.on("console", self._on_console)
-        self._page.on("pageerror", lambda err: self._log_page_error(f"uncaught: {err}"))
+        return browser, self._context
 
     def _check_command_line(self) -> None:
         """Record the browser's real command line (chrome://version) and warn about flags that
@@ -189,13 +195,12 @@ class PlaywrightDriver(DeviceDriver):
             log.warning("browser command line: %s", problem)
 
     def _load_page(self) -> None:
-        url = f"{self._server.url}/index.html?featureLevel={self.options.feature_level}"
+        url = page_url(self._server.url, self.options.feature_level)
         page = self._page
         try:
             page.goto(url, wait_until="load", timeout=self.options.launch_timeout_s * 1000)
-            page.wait_for_function("() => window.jitfarmReady === true || !!window.jitfarmLoadError",
-                                   timeout=self.options.launch_timeout_s * 1000)
-            load_error = page.evaluate("() => window.jitfarmLoadError")
+            page.wait_for_function(READY_FUNCTION, timeout=self.options.launch_timeout_s * 1000)
+            load_error = page.evaluate(LOAD_ERROR_FUNCTION)
         except Exception as e:  # noqa: BLE001
             raise DriverError("harness", f"harness page {url} did not load: {e}") from e
         if load_error:
@@ -224,35 +229,12 @@ class PlaywrightDriver(DeviceDriver):
             self._server.stop()
 
     # ---------------------------------------------------------------------------------- protocol
-    def probe(self) -> dict[str, Any]:
-        return self._call("probe")
-
-    def run_batch(self, batch: Batch) -> list[CandidateResult]:
-        """Run ``batch`` in the page. If a runaway kernel wedged the GPU process (the page then
-        answers the candidates it could not run with ``notRun``), the browser is restarted and
-        those candidates are run once more; any still not run stay ``device-lost`` results."""
-        answers = self._run_batch_json(batch)
-        not_run = [i for i, a in enumerate(answers) if a.get("notRun")]
-        if not_run or self._page_wedged():
-            self._restart(f"the GPU process stopped answering: {answers[not_run[0]].get('error') if not_run else 'wedged'}")
-            if not_run:
-                retry = dataclasses.replace(batch, candidates=tuple(batch.candidates[i] for i in not_run))
-                for i, a in zip(not_run, self._run_batch_json(retry)):
-                    answers[i] = a
-                if any(answers[i].get("notRun") for i in not_run) or self._page_wedged():
-                    self._restart("the GPU process stopped answering again")
-        return [CandidateResult.from_json(a) for a in answers]
-
-    def _run_batch_json(self, batch: Batch) -> list[dict[str, Any]]:
-        answers = self._call("runBatch", batch.to_json())
-        if not isinstance(answers, list) or len(answers) != len(batch.candidates):
-            got = len(answers) if isinstance(answers, list) else type(answers).__name__
-            raise DriverError("harness", f"runBatch answered {got} results for {len(batch.candidates)} candidates")
-        return answers
+    def _is_open(self) -> bool:
+        return self._page is not None
 
     def _page_wedged(self) -> bool:
         try:
-            return bool(self._page.evaluate("() => window.jitfarm.wedged()"))
+            return bool(self._page.evaluate(WEDGED_FUNCTION))
         except Exception:  # noqa: BLE001 - a dead page is found by the next call
             return False
 
@@ -274,9 +256,6 @@ class PlaywrightDriver(DeviceDriver):
             self._mark_crashed(f"browser restart failed: {e}")
             raise DriverError("device", f"{self.options.browser} restart after a stuck GPU failed: {e}") from e
 
-    def run_baseline(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self._call("runBaseline", spec)
-
     def evaluate(self, expression: str, arg: Any = None) -> Any:
         """Evaluate a JS function expression in the harness page (tests and diagnostics)."""
         if self._page is None or self._crashed:
@@ -295,7 +274,7 @@ class PlaywrightDriver(DeviceDriver):
                 pass
         if self._page is not None:
             try:
-                out["harness"] = str(self._page.evaluate("() => window.jitfarm.version"))
+                out["harness"] = str(self._page.evaluate(VERSION_FUNCTION))
             except Exception:  # noqa: BLE001
                 pass
         return out
@@ -306,34 +285,19 @@ class PlaywrightDriver(DeviceDriver):
         return self._page
 
     # ---------------------------------------------------------------------------------- internals
-    def _call(self, method: str, arg: Any = None) -> Any:
-        """Await ``window.jitfarm[method](arg)`` in the page, bounded by call_timeout_s."""
-        if self._page is None:
-            raise DriverError("device", "driver is not open (call open() first, or the browser was closed)")
-        if self._crashed:
-            raise DriverError("device", f"{self._crashed}; reopen the driver")
-        # page.evaluate has no timeout of its own: the page races the call against call_timeout_s.
-        timeout_ms = int(self.options.call_timeout_s * 1000)
+    def _evaluate_call(self, method: str, arg: Any, timeout_ms: int) -> Any:
         try:
-            answer = self._page.evaluate(_CALL_WITH_TIMEOUT, [method, arg, timeout_ms])
+            return self._page.evaluate(CALL_FUNCTION, [method, arg, timeout_ms])
         except Exception as e:  # noqa: BLE001
             msg = str(e)
             if self._crashed or _looks_dead(msg) or self._page is None or self._page.is_closed():
                 self._mark_crashed(self._crashed or "page or browser closed")
                 raise DriverError("device", f"{self._crashed}: {msg.splitlines()[0] if msg else e!r}") from e
             raise DriverError("harness", f"harness call failed: {msg}") from e
-        if isinstance(answer, dict) and answer.get("__jitfarmCallTimeout"):
-            # The call is still running in the page: its state is unknown, so the page is unusable.
-            self._mark_crashed(f"call exceeded call_timeout_s={self.options.call_timeout_s}")
-            raise DriverError("device", f"{self._crashed}; reopen the driver")
-        return answer
 
-    def _mark_crashed(self, why: str) -> None:
-        if self._closing:
-            return
-        if not self._crashed:
-            self._crashed = why
-            log.error("%s: %s", self.options.browser, why)
+    @property
+    def label(self) -> str:
+        return self.options.browser
 
     def _on_console(self, msg: Any) -> None:
         try:
@@ -346,19 +310,6 @@ class PlaywrightDriver(DeviceDriver):
         self.console_errors.append(text)
         del self.console_errors[:-100]
         log.warning("page console: %s", text)
-
-
-_CALL_WITH_TIMEOUT = """async ([method, arg, timeoutMs]) => {
-  let timer = null;
-  const late = new Promise((resolve) => {
-    timer = setTimeout(() => resolve({__jitfarmCallTimeout: true}), timeoutMs);
-  });
-  try {
-    return await Promise.race([Promise.resolve().then(() => window.jitfarm[method](arg)), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}"""
 
 
 # Playwright's sync API allows one running instance per thread: drivers in the same thread share it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from farm.config.devices import DeviceSpec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
 from farm.store.parquet import ParquetStore
+from farm.store.schema import device_state_row
 from jit_core.templates import get_template
 
 from .job import DeviceContext, JobRunner
@@ -62,11 +64,12 @@ class DeviceWorker:
                 raise DriverError("device", f"no WebAssembly SIMD128 on {self.device.id}: {probe.get('wasm')}")
         elif not probe.get("webgpu", True) or probe.get("error"):
             raise DriverError("device", f"no WebGPU on {self.device.id}: {probe.get('error')}")
-        ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides)
+        ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides, self.device.tags)
         self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
-                "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions()}
+                "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions(),
+                "covariates": self.driver.covariates()}
 
     def _emit(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.aggregator.append.remote(table, rows)
@@ -77,6 +80,10 @@ class DeviceWorker:
     def run_job(self, job: JobSpec) -> dict[str, Any]:
         assert self.runner is not None, "open() first"
         try:
+            state = self.driver.before_job()
+            if state:
+                self._emit("device_state", [device_state_row(self.run_id, job.job_id, self.device.id,
+                                                             time.time(), state)])
             summary = self.runner.run(job)
         except DriverError as exc:
             summary = self._failed(job, exc.error_class, exc.message)

@@ -8,25 +8,28 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from jit_core.caps import DeviceCaps
-from jit_core.protocol import CandidateResult, make_batch, op_buffers
+from jit_core.protocol import CandidateResult, make_batch
 from jit_core.reference import check_outputs, check_positions
 from jit_core.space import Config
 from jit_core.templates import get_template
 from jit_core.tuner import TrialRecord, TuneOptions, tune
 
+from farm.baselines.catalog import CATALOG, baseline_spec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers.base import DeviceDriver
+from farm.validity import baseline_flags, merge, probe_flags
 
 from .timed import BusyTimer
 
 Emit = Callable[[str, list[dict[str, Any]]], None]
 Progress = Callable[[dict[str, Any]], None]
 
-BASELINE_LIBRARIES = {"tfjs-webgpu": ("tfjs", "webgpu")}
+BASELINE_LIBRARIES = {name: (b.library, b.backend) for name, b in CATALOG.items()}
+WASM_DEVICE_FLAGS = ("not-isolated",)
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,14 @@ class DeviceContext:
     caps: DeviceCaps
     fingerprint: str
     adapter: str
+    flags: tuple[str, ...] = ()  # validity flags of the device (farm/validity.py)
 
     @staticmethod
-    def from_probe(device_id: str, probe: dict[str, Any], overrides: dict[str, Any] | None) -> "DeviceContext":
+    def from_probe(device_id: str, probe: dict[str, Any], overrides: dict[str, Any] | None,
+                   tags: dict[str, str] | None = None) -> "DeviceContext":
         caps = DeviceCaps.from_probe(probe, overrides or None)
-        return DeviceContext(device_id, probe, caps, caps.fingerprint(), adapter_label(probe.get("adapter")))
+        return DeviceContext(device_id, probe, caps, caps.fingerprint(), adapter_label(probe.get("adapter")),
+                             tuple(probe_flags(probe, tags)))
 
 
 def adapter_label(adapter: dict[str, Any] | None) -> str:
@@ -78,6 +84,7 @@ def trial_row(common: dict[str, Any], rec: TrialRecord, template: Any, strategy:
         "samples_ms": list(rec.samples_ms or []), "median_ms": rec.median_ms, "reps": rec.reps,
         "timer_kind": rec.timer_kind, "timer_resolution_ms": rec.timer_resolution_ms,
         "max_abs_err": rec.max_abs_err, "elapsed_s": rec.elapsed_s, "best_so_far_ms": rec.best_so_far_ms,
+        "flags": merge(common.get("flags") or [], rec.flags),
     }
 
 
@@ -97,6 +104,8 @@ class JobRunner:
         # What runs the kernels: the WebGPU adapter, or the CPU for WASM templates.
         wasm = get_template(experiment.tuner.template).backend == "wasm"
         self.adapter = cpu_label(ctx.caps) if wasm else ctx.adapter
+        # WebGPU adapter flags say nothing about the CPU that runs WASM kernels.
+        self.flags = [f for f in ctx.flags if f in WASM_DEVICE_FLAGS] if wasm else list(ctx.flags)
 
     def _common(self, job: JobSpec) -> dict[str, Any]:
         return {
@@ -108,6 +117,7 @@ class JobRunner:
             "op_key": job.op.key(),
             "op_label": job.label,
             "ts": time.time(),
+            "flags": list(self.flags),
         }
 
     def run(self, job: JobSpec, attempt: int = 1) -> dict[str, Any]:
@@ -171,14 +181,14 @@ class JobRunner:
         batch = make_batch(op, [("winner", kernel)], seed=exp.seed, measure=measure, check_positions=positions)
         batch_json = batch.to_json()
         rows: list[dict[str, Any]] = []
+        specs: dict[str, dict[str, Any]] = {}
         for rnd in range(exp.compare.rounds):
             res = self.timer.run_batch(batch)[0]
             rows.append(self._winner_row(job, template, best, rnd, res, positions))
             for name in exp.baselines:
-                library, backend = BASELINE_LIBRARIES[name]
-                spec = {"library": library, "backend": backend, "op": op.to_dict(),
-                        "buffers": [asdict(b) for b in op_buffers(op, exp.seed)],
-                        "measure": batch_json["measure"], "check": batch_json["check"]}
+                spec = specs.get(name) or specs.setdefault(name, baseline_spec(
+                    name, op, seed=exp.seed, measure=batch_json["measure"], positions=positions,
+                    device=exp.compare.baseline_device))
                 rows.append(self._baseline_row(job, name, rnd, self.timer.run_baseline(spec), positions))
             self.emit("measurements", rows)
             rows = []
@@ -195,6 +205,9 @@ class JobRunner:
             "error": res.error or (check.message if check and not check.ok else None),
             "samples_ms": res.samples_ms, "median_ms": _median(res.samples_ms), "reps": res.reps,
             "timer_kind": res.timer_kind, "timer_resolution_ms": res.timer_resolution_ms,
+            "compile_ms": res.compile_ms, "first_run_ms": res.first_run_ms, "stop": res.stop,
+            "ci_low_ms": res.ci_ms[0] if res.ci_ms else None, "ci_high_ms": res.ci_ms[1] if res.ci_ms else None,
+            "flags": merge(self.flags, res.flags),
         }
 
     def _baseline_row(self, job: JobSpec, name: str, rnd: int, res: dict[str, Any],
@@ -204,14 +217,19 @@ class JobRunner:
         samples = [float(x) for x in res.get("samplesMs") or []]
         timer = res.get("timer") or {}
         impl_adapter = adapter_label(res["adapter"]) if res.get("adapter") else None
+        ci = res.get("ciMs")
         return {
             **self._common(job), "impl": name, "library": res.get("library"),
             "library_version": res.get("libraryVersion"), "backend_requested": res.get("backendRequested"),
             "backend_used": res.get("backendUsed"), "impl_adapter": impl_adapter,
-            "config": json.dumps({"library": res.get("library"), "backend": res.get("backendRequested")}),
+            "config": json.dumps({"library": res.get("library"), "backend": res.get("backendRequested"),
+                                  "device": res.get("deviceSource"), "threads": res.get("threads")}),
             "round": rnd, "ok": ok, "check_ok": bool(check and check.ok),
             "error_class": res.get("errorClass") or (None if check is None or check.ok else "wrong-result"),
             "error": res.get("error") or (check.message if check and not check.ok else None),
             "samples_ms": samples, "median_ms": _median(samples), "reps": res.get("reps"),
             "timer_kind": timer.get("kind"), "timer_resolution_ms": timer.get("resolutionMs"),
+            "compile_ms": res.get("compileMs"), "first_run_ms": res.get("firstRunMs"), "stop": res.get("stop"),
+            "ci_low_ms": ci[0] if ci else None, "ci_high_ms": ci[1] if ci else None,
+            "flags": merge(self.flags, baseline_flags(res, self.ctx.adapter, impl_adapter, self.ctx.probe)),
         }

@@ -4,13 +4,19 @@ Tables (one folder of part files each under ``results/<run_id>/``):
 - ``trials``: one row per tuning candidate evaluated on a device (failures included).
 - ``measurements``: the final comparison; one row per (job, implementation, round).
 - ``jobs``: one row per job attempt with its outcome and best config.
+- ``device_state``: one row per device before each job: the covariates its driver reads
+  (phones: battery, thermal status, Chrome version, GPU renderer) and the cool-down wait.
+
+Every table but ``device_state`` has ``flags`` (list of strings): the validity flags of farm/validity.py (the device's,
+from its probe, plus the record's own), so analysis can exclude or group by them.
+Format 2 added ``flags`` everywhere and the cold numbers and sampling outcome of measurements.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _common = [
     ("run_id", pa.string()),
@@ -21,6 +27,7 @@ _common = [
     ("op_key", pa.string()),
     ("op_label", pa.string()),
     ("ts", pa.float64()),
+    ("flags", pa.list_(pa.string())),
 ]
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -63,6 +70,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("reps", pa.int64()),
         ("timer_kind", pa.string()),
         ("timer_resolution_ms", pa.float64()),
+        ("compile_ms", pa.float64()),     # cold: kernel compile / library init + model build
+        ("first_run_ms", pa.float64()),   # cold: first run with readback
+        ("stop", pa.string()),            # why sampling stopped: fixed | ci | max-samples | max-time
+        ("ci_low_ms", pa.float64()),      # 95 % CI of the median (order statistics), None below 6 samples
+        ("ci_high_ms", pa.float64()),
     ]),
     "jobs": pa.schema(_common + [
         ("attempt", pa.int64()),
@@ -80,7 +92,34 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("tune_s", pa.float64()),
         ("device_busy_s", pa.float64()),
     ]),
+    "device_state": pa.schema([
+        ("run_id", pa.string()),
+        ("job_id", pa.string()),
+        ("device_id", pa.string()),
+        ("ts", pa.float64()),
+        ("attempt", pa.int64()),
+        ("battery_level", pa.int64()),
+        ("battery_temp_c", pa.float64()),
+        ("thermal_status", pa.string()),
+        ("chrome_version", pa.string()),
+        ("gpu_renderer", pa.string()),
+        ("cooldown_wait_s", pa.float64()),
+        ("cooled", pa.bool_()),
+        ("covariates", pa.string()),      # every covariate the driver read, as JSON
+    ]),
 }
+
+
+def device_state_row(run_id: str, job_id: str, device_id: str, ts: float, covariates: dict) -> dict:
+    """A ``device_state`` row from a driver's covariates dict."""
+    import json
+
+    row = {"run_id": run_id, "job_id": job_id, "device_id": device_id, "ts": ts,
+           "covariates": json.dumps(covariates, sort_keys=True, default=str)}
+    for name in ("battery_level", "battery_temp_c", "thermal_status", "chrome_version", "gpu_renderer",
+                 "cooldown_wait_s", "cooled"):
+        row[name] = covariates.get(name)
+    return row
 
 
 def to_table(table: str, rows: list[dict]) -> pa.Table:

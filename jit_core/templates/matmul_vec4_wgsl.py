@@ -40,6 +40,7 @@ from ..space import Config, Param, Rule, Space
 
 NNJIT_MAX_THREADS = 256
 MIN_THREADS = 32  # one NVIDIA warp; the widest common subgroup
+SWIZZLE_MIN_WORKGROUPS = 512  # grid size from which the grouped launch order (GS) is offered
 SKINNY_M = 8  # M up to which the split-K and direct kernels are offered on GPUs
 A_PAD = 4  # floats added to each row of the transposed A tile (keeps vec4 alignment)
 _UNROLL_LOADS = 8  # cooperative loads per thread up to which the load loop is unrolled in Python
@@ -70,6 +71,7 @@ class _Plan:
     sh: int
     pf: int
     ks: int
+    gs: int = 1
 
     @property
     def bm(self) -> int:
@@ -115,7 +117,7 @@ _NAMES = ("WX", "WY", "TM", "TN", "BK", "SH", "PF", "KS")
 
 def _plan(config: Config) -> _Plan:
     try:
-        p = _Plan(*(int(config[n]) for n in _NAMES))
+        p = _Plan(*(int(config[n]) for n in _NAMES), gs=int(config.get("GS", 1)))
     except KeyError as e:
         raise ValueError(f"matmul-vec4 config misses parameter {e}") from None
     if min(p.wx, p.wy, p.tm, p.tn, p.bk) < 1 or not {p.sh, p.pf, p.ks} <= {0, 1}:
@@ -124,6 +126,8 @@ def _plan(config: Config) -> _Plan:
         raise ValueError(f"TN and BK must be multiples of 4 (vec4): {config.key()}")
     if p.ks and p.sh or p.pf and not p.sh:
         raise ValueError(f"KS=1 needs SH=0 and PF=1 needs SH=1: {config.key()}")
+    if p.gs < 1 or p.gs > 1 and not p.sh:
+        raise ValueError(f"GS must be >= 1, and 1 unless SH=1: {config.key()}")
     if p.pf and max(p.load_units()) > _UNROLL_LOADS:
         raise ValueError(f"PF=1 prefetches at most {_UNROLL_LOADS} load units per operand and thread: {config.key()}")
     return p
@@ -139,7 +143,7 @@ class MatmulVec4WGSL:
     change to the generated code."""
 
     name = "matmul-wgsl-vec4"
-    version = "2"  # 2: unused col0 dropped (the H200 figures in bench/results were made with 1)
+    version = "3"  # 3: GS (grouped launch order); 2: unused col0 dropped (bench/results H200 figures: v1)
     backend = "webgpu"
     op_kind = "matmul"
 
@@ -158,14 +162,15 @@ class MatmulVec4WGSL:
             Param("SH", (1, 0)),
             Param("PF", (0, 1)),
             Param("KS", (0, 1)),
+            Param("GS", (1, 8)),
         )
 
     def canonicalize(self, config: Config) -> Config:
         """KS is only read by SH=0 and PF only by SH=1: pin the unused one to 0."""
         if config["SH"] and config["KS"]:
             return config.replace(KS=0)
-        if not config["SH"] and config["PF"]:
-            return config.replace(PF=0)
+        if not config["SH"] and (config["PF"] or config.get("GS", 1) != 1):
+            return config.replace(PF=0, GS=1)
         return config
 
     def rules(self, op: MatMul, caps: DeviceCaps) -> tuple[Rule, ...]:
@@ -241,6 +246,12 @@ class MatmulVec4WGSL:
             Rule("min-block-area", "ours", lambda c: c["KS"] or bm(c) * bn(c) >= min_area,
                  f"BM*BN >= min(64*64, M*N*batch/64) = {min_area}: tiles under 64x64 only where 64x64 tiles "
                  "would leave fewer than 64 workgroups (split-K is exempt)"),
+            Rule("swizzle-large-grids", "ours",
+                 lambda c: c["GS"] == 1 or (c["PF"] and c["TM"] * c["TN"] >= 64 and _cdiv(op.M, bm(c)) > c["GS"]
+                                            and _cdiv(op.M, bm(c)) * _cdiv(op.N, bn(c)) >= SWIZZLE_MIN_WORKGROUPS),
+                 f"GS > 1 (block rows swept in groups of GS, for L2 reuse) only for grids of more than GS block "
+                 f"rows and at least {SWIZZLE_MIN_WORKGROUPS} workgroups, and only for the kernels fast enough to "
+                 "feel L2 misses (PF=1, TM*TN >= 64: every H200 winner at 2048^3 and up)"),
             Rule("dispatch-limit", "WebGPU",
                  lambda c: max(_cdiv(op.N, c["WX"] * c["TN"]), _cdiv(op.M, bm(c)), op.batch) <= max_wg,
                  f"workgroups per dispatch dimension <= maxComputeWorkgroupsPerDimension ({max_wg})"),
@@ -351,8 +362,7 @@ class _Gen:
             "  let tx = lid.x;",
             "  let ty = lid.y;",
             f"  let tid = ty * {p.wx}u + tx;",
-            f"  let row0 = wg.y * {p.bm}u;",
-            f"  let c40 = wg.x * {p.bn // 4}u;",
+            *self._block_origin(),
         ]
         if op.batch > 1:
             sa, sb = (4 if self.va else 1), (4 if self.vb else 1)
@@ -365,6 +375,24 @@ class _Gen:
             self._direct()
         o.append("}")
         return "\n".join(o) + "\n"
+
+    def _block_origin(self) -> list[str]:
+        """row0 and c40, the block tile's first row and vec4 column. GS=1: straight from the
+        workgroup id. GS>1: workgroups, launched x fastest, sweep GS block rows per block column
+        before moving right, so a wave of them shares B columns and A rows in the cache."""
+        p, op = self.p, self.op
+        if p.gs == 1:
+            return [f"  let row0 = wg.y * {p.bm}u;", f"  let c40 = wg.x * {p.bn // 4}u;"]
+        gx, gy = _cdiv(op.N, p.bn), _cdiv(op.M, p.bm)
+        per = p.gs * gx
+        return [
+            f"  let lin = wg.y * {gx}u + wg.x;",
+            f"  let g0 = (lin / {per}u) * {p.gs}u;",
+            f"  let gsz = min({gy}u - g0, {p.gs}u);",
+            f"  let loc = lin % {per}u;",
+            f"  let row0 = (g0 + loc % gsz) * {p.bm}u;",
+            f"  let c40 = (loc / gsz) * {p.bn // 4}u;",
+        ]
 
     def _fmas(self, a_of, ind: str) -> str:
         """acc_i_j += a_i * b_j for one k, as one block of lines (the same for every k, so callers

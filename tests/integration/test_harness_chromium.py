@@ -267,19 +267,6 @@ def test_tfjs_webgpu_baseline_runs_on_webgpu_and_is_correct(driver, probe):
 
 
 @pytest.mark.browser
-@needs_chromium
-def test_baseline_whose_library_is_not_installed_says_to_run_setup(driver):
-    op = MatMul(M=8, N=8, K=8)
-    spec = {"library": "tfjs", "backend": "wasm", "op": op.to_dict(), "buffers": [asdict(b) for b in op_buffers(op, 1)],
-            "measure": {"warmup": 0, "samples": 1, "minSampleMs": 0, "maxReps": 1, "timer": "wall", "timeoutMs": 20000},
-            "check": {"positions": [0]}}
-    r = driver.run_baseline(spec)
-    if r["ok"]:
-        pytest.skip("tfjs-backend-wasm is installed here")
-    assert r["errorClass"] == "harness" and "setup" in r["error"]
-
-
-@pytest.mark.browser
 @pytest.mark.slow
 @needs_chromium
 def test_runaway_kernel_times_out_and_the_batch_goes_on_after_a_browser_restart(driver):

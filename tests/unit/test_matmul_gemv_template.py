@@ -4,7 +4,6 @@ workgroups for a big GPU come first; render emits the fast path (no guards, vec4
 shape allows it, is deterministic and fast."""
 
 import re
-import time
 
 import pytest
 
@@ -186,16 +185,6 @@ def test_render_is_deterministic():
     for c in T.space(op, NVIDIA):
         assert T.render(op, c) == T.render(op, Config.from_key(c.key()))
     assert T.space(MatMul(1, 4096, 4096), NVIDIA).configs == T.space(MatMul(1, 4096, 4096), NVIDIA).configs
-
-
-def test_render_is_under_a_millisecond_per_candidate():
-    op = MatMul(8, 1000, 300)
-    configs = list(T.space(op, NVIDIA))
-    T.render(op, configs[0])
-    t0 = time.perf_counter()
-    for c in configs:
-        T.render(op, c)
-    assert (time.perf_counter() - t0) / len(configs) < 1e-3
 
 
 def test_render_rejects_incomplete_configs():

@@ -2,10 +2,14 @@
 // It compiles and times what the driver sends and answers with raw samples; it decides nothing a
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
 import { prngF32 } from './prng.js';
+import {
+  SHORT_SAMPLE_FRACTION, calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs,
+} from './timing.js';
+import { makeBaselineRunner } from './baselines.js';
+import { probeWebCapabilities } from './webcaps.js';
 import { probeWasm, runWasmBatch } from './wasm_runner.js';
 
 const VERSION = '0.1.0';
-const SETUP_HINT = "run the README's setup command (npm ci in farm/harness) to install the baseline libraries";
 const PARAMS = new URLSearchParams(location.search);
 const FEATURE_LEVEL = PARAMS.get('featureLevel') === 'compatibility' ? 'compatibility' : 'core';
 
@@ -16,8 +20,6 @@ const RAISED_LIMITS = [
   'maxComputeWorkgroupsPerDimension', 'maxStorageBufferBindingSize', 'maxBufferSize',
   'maxStorageBuffersPerShaderStage', 'maxBindingsPerBindGroup',
 ];
-// A timestamp sample must span this many timer ticks, so quantization stays under 10 %.
-const MIN_TICKS_PER_SAMPLE = 10;
 
 const now = () => performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -66,10 +68,17 @@ async function acquireGpu() {
       '(headless Chromium without a GPU needs --enable-unsafe-webgpu)');
   }
   const options = FEATURE_LEVEL === 'compatibility' ? { featureLevel: 'compatibility' } : {};
-  const adapter = await navigator.gpu.requestAdapter(options);
+  // Right after start, Chromium's GPU process can answer null while it still enumerates its
+  // adapters (seen with an NVIDIA GPU in headless mode): ask again, a few times, before giving up.
+  let adapter = null;
+  for (let attempt = 0; attempt < 4 && !adapter; attempt++) {
+    if (attempt) await new Promise((r) => setTimeout(r, 250 * attempt));
+    adapter = await navigator.gpu.requestAdapter(options);
+  }
   if (!adapter) {
     throw new HarnessError('harness', `requestAdapter(${JSON.stringify(options)}) returned null: no WebGPU ` +
-      'adapter (Chromium without a GPU needs --enable-unsafe-webgpu; lavapipe needs the compatibility profile flags)');
+      'adapter (Chromium without a GPU needs --enable-unsafe-webgpu; lavapipe needs the compatibility profile flags; ' +
+      'headless Chromium on an NVIDIA GPU needs --enable-features=Vulkan --disable-vulkan-surface)');
   }
   const requiredLimits = {};
   for (const name of RAISED_LIMITS) {
@@ -136,22 +145,11 @@ function numericFields(obj) {
 // ---------------------------------------------------------------------------------------------
 // Timer resolution.
 
-function measureWallResolution() {
-  let best = Infinity;
-  for (let i = 0; i < 64; i++) {
-    const t0 = now();
-    let t1 = t0;
-    while (t1 === t0) t1 = now();
-    best = Math.min(best, t1 - t0);
-  }
-  return Math.round(best * 1e6) / 1e6; // drop float noise below 1 ns
-}
-
 const TINY_WGSL = `
 @group(0) @binding(0) var<storage, read_write> buf: array<u32>;
 @compute @workgroup_size(1) fn main() { buf[0] = buf[0] + 1u; }`;
 
-// Smallest non-zero step between GPU timestamps of many back-to-back tiny passes.
+// Resolution of GPU timestamps, from many back-to-back tiny passes.
 async function measureTimestampResolution(state) {
   const device = state.device;
   const passes = 64;
@@ -185,12 +183,20 @@ async function measureTimestampResolution(state) {
       await read.mapAsync(GPUMapMode.READ);
       const ts = Array.from(new BigUint64Array(read.getMappedRange().slice(0))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       read.unmap();
+      // The tick is the GCD of all steps: quantized timestamps (Chromium rounds to about 100 us
+      // without developer features) are all multiples of it, while the smallest step alone would
+      // be the duration of a tiny pass on a slow adapter.
+      let g = 0n;
       for (let i = 1; i < ts.length; i++) {
-        const d = Number(ts[i] - ts[i - 1]);
-        if (d > 0 && d < best) best = d;
+        let a = ts[i] - ts[i - 1];
+        let b = g;
+        while (b > 0n) [a, b] = [b, a % b];
+        g = a;
       }
+      if (g > 0n) best = Number(g);
     }
-    return Number.isFinite(best) ? best / 1e6 : null;
+    const check = await checkTimestampsBracketWork(device, pipeline, bindGroup, querySet, resolve, read);
+    return { resolutionMs: Number.isFinite(best) ? best / 1e6 : null, ...check };
   } finally {
     querySet.destroy();
     resolve.destroy();
@@ -199,16 +205,57 @@ async function measureTimestampResolution(state) {
   }
 }
 
+// Do a pass's begin/end timestamps bracket its work? Timed the way timestampRun times a sample
+// (one pass per submit): a pass of 1 dispatch, then one of 256 serialized dispatches, which must
+// span clearly more. A driver whose timestamps do not follow the work is timed by the wall clock.
+const BRACKET_REPS = 256;
+async function checkTimestampsBracketWork(device, pipeline, bindGroup, querySet, resolve, read) {
+  const spansMs = [];
+  let wallMs = 0;
+  for (const reps of [1, BRACKET_REPS]) {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass({
+      timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    for (let k = 0; k < reps; k++) pass.dispatchWorkgroups(1);
+    pass.end();
+    enc.resolveQuerySet(querySet, 0, 2, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, read, 0, 16);
+    const t0 = now();
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ, 0, 16);
+    wallMs = now() - t0;
+    const [b, e] = new BigUint64Array(read.getMappedRange(0, 16).slice(0));
+    read.unmap();
+    spansMs.push(e > b ? Number(e - b) / 1e6 : 0);
+  }
+  const [one, many] = spansMs;
+  // Real GPUs: `many` is about 256x `one`; a CPU adapter also spends most of the wall time in it.
+  const bracketsWork = many >= 8 * Math.max(one, 1e-6) || many >= 0.25 * wallMs;
+  return { bracketsWork, spansMs, wallMs };
+}
+
 async function getTimerResolution(state) {
   if (timerResolution) return timerResolution;
   const wall = measureWallResolution();
   let timestamp = null;
+  let check = null;
   if (state && state.hasTimestamp) {
-    try { timestamp = await measureTimestampResolution(state); } catch (e) {
+    try {
+      const got = await measureTimestampResolution(state);
+      timestamp = got.resolutionMs;
+      check = { bracketsWork: got.bracketsWork, spansMs: got.spansMs, wallMs: got.wallMs };
+      if (!got.bracketsWork) {
+        console.warn(`jitfarm: GPU timestamps do not bracket the work of a pass (1 vs ${BRACKET_REPS} dispatches: ` +
+          `${got.spansMs.map((x) => x.toFixed(4)).join(' vs ')} ms, wall ${got.wallMs.toFixed(3)} ms): timing with the wall clock`);
+      }
+    } catch (e) {
       console.error(`jitfarm: timestamp resolution: ${errorMessage(e)}`);
     }
   }
-  timerResolution = { timestamp, wall };
+  timerResolution = { timestamp, wall, timestampCheck: check, timestampUsable: Boolean(check && check.bracketsWork) };
   return timerResolution;
 }
 
@@ -223,6 +270,7 @@ async function probe() {
     requestedFeatureLevel: FEATURE_LEVEL, harnessVersion: VERSION,
     timerResolutionMs: { timestamp: null, wall: measureWallResolution() },
     wasm: await probeWasm(),
+    web: await probeWebCapabilities(),
   };
   let state;
   try {
@@ -242,6 +290,8 @@ async function probe() {
     features: Array.from(state.device.features).sort(),
     adapterFeatures: Array.from(state.adapter.features).sort(),
     timerResolutionMs: { timestamp: res.timestamp, wall: res.wall },
+    timestampCheck: res.timestampCheck,
+    timestampUsable: res.timestampUsable,
   };
 }
 
@@ -368,20 +418,10 @@ async function timestampRun(ctx, pipeline, wg, reps) {
   return end > begin ? Number(end - begin) / 1e6 : 0;
 }
 
-// reps = clamp(ceil(minMs / t), 1, maxReps) from a one-run time t, then refined by timing
-// `sample(reps)` until a sample reaches 90 % of minMs or reps hits maxReps. `wallSamples`: the
-// samples use the wall clock too, so a one-run time already over minMs needs no refinement.
-async function calibrateReps(tOne, minMs, maxReps, resolutionMs, sample, abort, wallSamples) {
-  const floor = Math.max(resolutionMs || 0, 1e-6);
-  let reps = clamp(Math.ceil(minMs / Math.max(tOne, floor)), 1, maxReps);
-  if (wallSamples && tOne >= minMs) return reps;
-  for (let i = 0; i < 3 && reps < maxReps; i++) {
-    checkAbort(abort);
-    const t = await sample(reps);
-    if (t >= 0.9 * minMs) break;
-    reps = clamp(Math.ceil(reps * minMs / Math.max(t, floor)), reps + 1, maxReps);
-  }
-  return reps;
+function medianOf(xs) {
+  const s = Array.from(xs).sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 function formatCompilationMessages(messages) {
@@ -393,7 +433,7 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
   const wg = cand.workgroups;
   const out = {
     id: cand.id, ok: false, errorClass: null, error: null, compileMs: null, firstRunMs: null,
-    samplesMs: [], reps: 0, timer, values: null,
+    samplesMs: [], reps: 0, timer, values: null, flags: [],
   };
 
   // 1. compile
@@ -436,22 +476,21 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
     }
 
     // 4. calibrate: a first estimate from one run on the wall clock, then refined (at most 3
-    //    times) with the timer the samples use, so one sample spans about minSampleMs of that
-    //    timer rather than of a readback-dominated wall time.
+    //    times) with the timer the samples use, so one sample spans minSampleMs and minTicks
+    //    ticks of that timer rather than of a readback-dominated wall time.
     const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
-    let minMs = measure.minSampleMs ?? 0;
-    if (timer.kind === 'timestamp' && timer.resolutionMs) minMs = Math.max(minMs, MIN_TICKS_PER_SAMPLE * timer.resolutionMs);
+    const minMs = minSampleSpanMs(measure, timer.resolutionMs);
     const sample = (reps) => (timer.kind === 'timestamp'
       ? timestampRun(ctx, pipeline, wg, reps)
       : wallRun(ctx, pipeline, wg, reps));
     const tOne = await wallRun(ctx, pipeline, wg, 1);
-    out.reps = await calibrateReps(tOne, minMs, maxReps, timer.resolutionMs, sample, abort, timer.kind === 'wall');
+    out.reps = await calibrateReps(tOne, minMs, maxReps, timer.resolutionMs, sample, abort);
 
-    // 5. samples
-    for (let s = 0; s < Math.max(1, measure.samples ?? 1); s++) {
-      checkAbort(abort);
-      out.samplesMs.push((await sample(out.reps)) / out.reps);
-    }
+    // 5. samples: a fixed count, or until the median's CI is narrow enough (timing.js)
+    checkAbort(abort);
+    const got = await collectSamples(sample, out.reps, measure, abort);
+    Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+    if (medianOf(got.samplesMs) * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
 
     // 6. values at the check positions
     checkAbort(abort);
@@ -518,7 +557,7 @@ async function runBatch(batch) {
         }
         ctx = await withTimeout((async () => {
           const res = await getTimerResolution(state);
-          const useTs = measure.timer !== 'wall' && state.hasTimestamp;
+          const useTs = measure.timer !== 'wall' && state.hasTimestamp && res.timestampUsable;
           const c = await makeBatchContext(state, batch, useTs);
           c.timer = useTs ? { kind: 'timestamp', resolutionMs: res.timestamp } : { kind: 'wall', resolutionMs: res.wall };
           if (abort.aborted) c.destroy();
@@ -560,158 +599,17 @@ async function runBatch(batch) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// runBaseline: TF.js on the same page, same PRNG inputs, same wall-clock method.
+// runBaseline: TF.js and ONNX Runtime Web on the same page, same PRNG inputs, same timer layer
+// (baselines.js). WebGPU baselines get this page's GPUDevice when the spec asks for "shared".
 
-const NM = '/node_modules';
-const TFJS_SCRIPTS = {
-  core: `${NM}/@tensorflow/tfjs/dist/tf.min.js`,
-  webgpu: `${NM}/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js`,
-  wasm: `${NM}/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js`,
-};
-const loadedScripts = new Map();
-
-function loadScript(url) {
-  if (!loadedScripts.has(url)) {
-    const p = (async () => {
-      let status = null;
-      try { status = (await fetch(url, { method: 'HEAD' })).status; } catch (e) { status = errorMessage(e); }
-      if (status !== 200) throw new HarnessError('harness', `${url} is not served (HTTP ${status}): ${SETUP_HINT}`);
-      await new Promise((resolve, reject) => {
-        const s = document.createElement('script');
-        s.src = url;
-        s.async = false;
-        s.onload = resolve;
-        s.onerror = () => reject(new HarnessError('harness', `failed to load ${url}: ${SETUP_HINT}`));
-        document.head.appendChild(s);
-      });
-    })();
-    p.catch(() => loadedScripts.delete(url)); // let a later call retry after setup
-    loadedScripts.set(url, p);
-  }
-  return loadedScripts.get(url);
-}
-
-async function loadTfjs(backend) {
-  await loadScript(TFJS_SCRIPTS.core);
-  const tf = window.tf;
-  if (!tf) throw new HarnessError('harness', `${TFJS_SCRIPTS.core} loaded but defined no global tf`);
-  if (backend === 'webgpu' || backend === 'wasm') {
-    await loadScript(TFJS_SCRIPTS[backend]);
-    if (backend === 'wasm' && tf.wasm && tf.wasm.setWasmPaths) {
-      // TF.js needs an absolute URL for its .wasm files.
-      tf.wasm.setWasmPaths(`${location.origin}${NM}/@tensorflow/tfjs-backend-wasm/dist/`);
-    }
-  }
-  return tf;
-}
-
-function tfjsAdapter(tf, backend) {
-  if (backend !== 'webgpu') return null;
-  try {
-    const be = tf.backend();
-    const info = (be.device && be.device.adapterInfo) || be.adapterInfo || null;
-    if (!info) return null;
-    return describeAdapterInfo(info, { isFallbackAdapter: undefined, featureLevel: 'core' });
-  } catch (e) {
-    return null;
-  }
-}
-
-async function runTfjsBaseline(spec, out, abort) {
-  const backend = spec.backend;
-  if (!['webgpu', 'webgl', 'wasm', 'cpu'].includes(backend)) {
-    throw new HarnessError('harness', `tfjs backend ${backend} is not supported (webgpu, webgl, wasm, cpu)`);
-  }
-  const op = spec.op || {};
-  if ((op.kind ?? 'matmul') !== 'matmul') throw new HarnessError('harness', `tfjs baseline: op ${op.kind} is not supported`);
-  const tf = await loadTfjs(backend);
-  out.libraryVersion = (tf.version && (tf.version.tfjs || tf.version['tfjs-core'])) || null;
-  if (!tf.engine().registryFactory[backend]) {
-    throw new HarnessError('harness', `tfjs backend ${backend} is not registered (script missing?): ${SETUP_HINT}`);
-  }
-  let set = false;
-  let why = '';
-  try { set = await tf.setBackend(backend); } catch (e) { why = `: ${errorMessage(e)}`; }
-  const used = tf.getBackend() ?? null;
-  out.backendUsed = used;
-  if (!set || used !== backend) {
-    throw new HarnessError('fallback', `tf.setBackend('${backend}') ${set ? 'succeeded' : 'failed'}${why}; backend in use: ${used}`);
-  }
-  await tf.ready();
-  out.adapter = tfjsAdapter(tf, backend);
-  checkAbort(abort);
-
-  const byName = Object.fromEntries((spec.buffers || []).map((b) => [b.name, b]));
-  const { M, N, K } = op;
-  const nb = op.batch ?? 1;
-  const mk = (name, shape) => {
-    const b = byName[name];
-    if (!b || b.init !== 'prng') throw new HarnessError('harness', `tfjs baseline: no prng buffer ${name} in spec.buffers`);
-    return tf.tensor(prngF32(b.seed, b.stream, b.size), shape, 'float32');
-  };
-  const a = mk('A', nb > 1 ? [nb, M, K] : [M, K]);
-  const b = mk('B', nb > 1 ? [nb, K, N] : [K, N]);
-  const run = () => tf.matMul(a, b);
-  const timeReps = async (reps) => {
-    const t0 = now();
-    let last = null;
-    for (let i = 0; i < reps; i++) {
-      const r = run();
-      if (last) last.dispose();
-      last = r;
-    }
-    await last.data();
-    const t = now() - t0;
-    last.dispose();
-    return t;
-  };
-  try {
-    const measure = spec.measure || {};
-    const positions = (spec.check && spec.check.positions) || [];
-    const t1 = now();
-    const first = run();
-    const data = await first.data();
-    out.firstRunMs = now() - t1;
-    first.dispose();
-    out.values = positions.map((p) => (p >= 0 && p < data.length ? data[p] : NaN));
-    for (let i = 0; i < (measure.warmup ?? 0); i++) { await timeReps(1); checkAbort(abort); }
-    const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
-    const tOne = await timeReps(1);
-    out.reps = await calibrateReps(tOne, measure.minSampleMs ?? 0, maxReps, out.timer.resolutionMs, timeReps, abort, true);
-    for (let s = 0; s < Math.max(1, measure.samples ?? 1); s++) {
-      checkAbort(abort);
-      out.samplesMs.push((await timeReps(out.reps)) / out.reps);
-    }
-  } finally {
-    a.dispose();
-    b.dispose();
-  }
-}
-
-async function runBaseline(spec) {
-  const measure = (spec && spec.measure) || {};
-  const out = {
-    ok: false, errorClass: null, error: null, library: spec ? spec.library : null, libraryVersion: null,
-    backendRequested: spec ? spec.backend : null, backendUsed: null, adapter: null,
-    samplesMs: [], reps: 0, timer: { kind: 'wall', resolutionMs: measureWallResolution() },
-    firstRunMs: null, values: null,
-  };
-  const abort = { aborted: false };
-  try {
-    if (wedged) throw new HarnessError('device-lost', wedged);
-    if (!spec || spec.library !== 'tfjs') {
-      throw new HarnessError('harness', `baseline library ${spec && spec.library} is not supported here (tfjs)`);
-    }
-    await withTimeout(runTfjsBaseline(spec, out, abort), measure.timeoutMs ?? 120000, abort,
-      `baseline ${spec.library}/${spec.backend}`);
-    out.ok = true;
-  } catch (e) {
-    out.ok = false;
-    out.errorClass = e instanceof HarnessError ? e.errorClass : e instanceof TimeoutError ? 'timeout' : 'runtime';
-    out.error = errorMessage(e);
-  }
-  return out;
-}
+const runBaseline = makeBaselineRunner({
+  getGpu: () => getGpuBounded(ACQUIRE_TIMEOUT_MS),
+  wedged: () => wedged,
+  requestAdapter: () => navigator.gpu.requestAdapter(FEATURE_LEVEL === 'compatibility' ? { featureLevel: 'compatibility' } : {}),
+  describeAdapter: (state) => describeAdapterInfo(state.adapter.info || state.device.adapterInfo, {
+    isFallbackAdapter: state.adapter.isFallbackAdapter, featureLevel: featureLevelOf(state),
+  }),
+});
 
 // ---------------------------------------------------------------------------------------------
 

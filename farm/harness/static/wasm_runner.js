@@ -4,6 +4,7 @@
 // memory (shared memories need a cross-origin isolated page). Timing is the wall clock around
 // synchronous calls, so no readback is needed: the output is in the page's memory when run returns.
 import { prngF32 } from './prng.js';
+import { SHORT_SAMPLE_FRACTION, calibrateReps, collectSamples, minSampleSpanMs } from './timing.js';
 
 // Control block at the start of a shared memory (Int32 slots), read by wasm_worker.js.
 export const CTL = { GEN: 0, CMD: 1, DONE: 2, NT: 3, UNITS: 4, ERR: 5, SBASE: 6, SBYTES: 7, NARGS: 8, ARGS: 9, GRAIN: 20, NEXT: 21 };
@@ -15,7 +16,6 @@ const PAGE = 65536;
 const READY_TIMEOUT_MS = 10000;
 
 const now = () => performance.now();
-const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
 const alignUp = (x) => Math.ceil(x / ALIGN) * ALIGN;
 
 class WasmError extends Error {
@@ -215,7 +215,7 @@ function makeCall(exports, lay, memory, cand, entry, timeoutMs) {
 async function runCandidate(ctx, cand, measure, positions) {
   const out = {
     id: cand.id, ok: false, errorClass: null, error: null, compileMs: null, firstRunMs: null,
-    samplesMs: [], reps: 0, timer: { kind: 'wall', resolutionMs: ctx.resolutionMs }, values: null,
+    samplesMs: [], reps: 0, timer: { kind: 'wall', resolutionMs: ctx.resolutionMs }, values: null, flags: [],
   };
   const T = cand.threads ?? 1;
   if (!(cand.units >= 1)) throw new WasmError('harness', `candidate ${cand.id}: units must be >= 1`);
@@ -260,24 +260,21 @@ async function runCandidate(ctx, cand, measure, positions) {
     checkTime();
     // 3. warmup (also lets the engine tier the hot functions up to its optimizing compiler)
     for (let i = 0; i < (measure.warmup ?? 0); i++) { timeReps(1); checkTime(); }
-    // 4. calibrate: reps so one sample spans minSampleMs, refined at most 3 times
+    // 4. calibrate and 5. sample with the harness's timer layer (timing.js), as for WebGPU
     const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
-    const minMs = measure.minSampleMs ?? 0;
-    const floor = Math.max(ctx.resolutionMs || 0, 1e-3);
-    let reps = clamp(Math.ceil(minMs / Math.max(timeReps(1), floor)), 1, maxReps);
-    for (let i = 0; i < 3 && reps < maxReps && minMs > 0; i++) {
+    const minMs = minSampleSpanMs(measure, ctx.resolutionMs);
+    const abort = { aborted: false };
+    const sample = async (reps) => {
       checkTime();
       const t = timeReps(reps);
-      if (t >= 0.9 * minMs) break;
-      reps = clamp(Math.ceil(reps * minMs / Math.max(t, floor)), reps + 1, maxReps);
-    }
-    out.reps = reps;
-    // 5. samples
-    for (let s = 0; s < Math.max(1, measure.samples ?? 1); s++) {
-      checkTime();
-      out.samplesMs.push(timeReps(reps) / reps);
       await null; // let the page's event loop breathe between samples
-    }
+      return t;
+    };
+    out.reps = await calibrateReps(timeReps(1), minMs, maxReps, ctx.resolutionMs, sample, abort);
+    const got = await collectSamples(sample, out.reps, measure, abort);
+    Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+    const sorted = [...got.samplesMs].sort((x, y) => x - y);
+    if (sorted[Math.floor(sorted.length / 2)] * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
   } catch (e) {
     if (e instanceof WasmError) throw e;
     throw new WasmError('runtime', message(e)); // a trap (out-of-bounds access, unreachable)
@@ -292,7 +289,7 @@ function failure(cand, e, resolutionMs) {
   return {
     id: cand.id, ok: false, errorClass: e instanceof WasmError ? e.errorClass : 'runtime', error: message(e),
     compileMs: null, firstRunMs: null, samplesMs: [], reps: 0,
-    timer: { kind: 'wall', resolutionMs }, values: null,
+    timer: { kind: 'wall', resolutionMs }, values: null, flags: [],
   };
 }
 
