@@ -19,7 +19,6 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from jit_core.caps import DeviceCaps  # noqa: E402
 from jit_core.ops import MatMul  # noqa: E402
-from jit_core.protocol import MeasureSpec, make_batch, op_buffers  # noqa: E402
+from farm.baselines.catalog import baseline_spec  # noqa: E402
+from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
 from jit_core.reference import check_outputs, check_positions  # noqa: E402
 from jit_core.space import Config  # noqa: E402
 from jit_core.templates import get_template  # noqa: E402
@@ -43,8 +43,8 @@ SHAPES = {
     "12x128x128x64": MatMul(128, 128, 64, batch=12),
     "1x768x768": MatMul(1, 768, 768),
 }
-# name -> (library, backend) of the harness's runBaseline; those the page does not have are reported.
-BASELINES = {"tfjs-wasm": ("tfjs", "wasm"), "ort-wasm": ("ort", "wasm")}
+# Baselines from farm/baselines/catalog.py (both use every core when the page is isolated).
+BASELINES = ("tfjs-wasm", "ort-wasm")
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -88,14 +88,12 @@ def compare(driver, tpl, op: MatMul, config: Config, names: list[str], *, rounds
         else:
             out["jit"]["errors"].append(res.error or (chk.message if chk else "?"))
         for name in names:
-            library, backend = BASELINES[name]
-            spec = {"library": library, "backend": backend, "op": op.to_dict(),
-                    "buffers": [asdict(b) for b in op_buffers(op, seed)], "measure": bj["measure"], "check": bj["check"]}
+            spec = baseline_spec(name, op, seed=seed, measure=bj["measure"], positions=positions)
             r = driver.run_baseline(spec)
             chk = check_outputs(op, seed, positions, r.get("values")) if r.get("ok") else None
             if r.get("ok") and chk.ok:
                 out[name]["samples"] += [float(x) for x in r["samplesMs"]]
-                out[name]["version"] = r.get("libraryVersion")
+                out[name]["threads"] = r.get("threads")
             else:
                 out[name]["errors"].append(f"{r.get('errorClass')}: {r.get('error') or (chk.message if chk else '?')}"[:160])
     return out
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_tune:
             return 0
         print("\n## tuned vs baselines (same page, interleaved, wall clock, threads on)\n")
-        head = " | ".join(f"{b} GFLOP/s | ours/{b}" for b in args.baselines)
+        head = " | ".join(f"{b} GFLOP/s | speedup vs {b}" for b in args.baselines)
         print(f"| shape | trials | tune s | best config | ours GFLOP/s | n | {head} |")
         print("|---|---|---|---|---|---|" + "---|---|" * len(args.baselines))
         notes: list[str] = []
@@ -166,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 s = cmp[b]["samples"]
                 if s and ours:
                     med = statistics.median(s)
-                    cells.append(f"{gflops(op, med)} | {med / ours:.2f}x")
+                    cells.append(f"{gflops(op, med)} ({cmp[b].get('threads')} thr) | {med / ours:.2f}x")
                 else:
                     cells.append("- | -")
                     notes.append(f"{name} {b}: {'; '.join(sorted(set(cmp[b]['errors'])))}")
