@@ -360,6 +360,10 @@ class NativeDriver(DeviceDriver):
                     cls, msg = setup_error
                     results.append(CandidateResult(id=cand.id, ok=False, error_class=cls, error=msg))
                     continue
+                if cand.kernel.kind != "wgsl":
+                    results.append(CandidateResult(id=cand.id, ok=False, error_class="harness",
+                                                   error=f"the native driver runs WGSL kernels, not {cand.kernel.kind}"))
+                    continue
                 results.append(self._run_candidate(cand, gpu, batch))
         finally:
             if gpu is not None:

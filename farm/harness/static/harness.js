@@ -7,6 +7,7 @@ import {
 } from './timing.js';
 import { makeBaselineRunner } from './baselines.js';
 import { probeWebCapabilities } from './webcaps.js';
+import { probeWasm, runWasmBatch } from './wasm_runner.js';
 
 const VERSION = '0.1.0';
 const PARAMS = new URLSearchParams(location.search);
@@ -268,6 +269,7 @@ async function probe() {
     hardwareConcurrency: navigator.hardwareConcurrency ?? null,
     requestedFeatureLevel: FEATURE_LEVEL, harnessVersion: VERSION,
     timerResolutionMs: { timestamp: null, wall: measureWallResolution() },
+    wasm: await probeWasm(),
     web: await probeWebCapabilities(),
   };
   let state;
@@ -530,6 +532,9 @@ async function getGpuBounded(ms) {
 }
 
 async function runBatch(batch) {
+  if ((batch.candidates || []).some((c) => c.kind === 'wasm')) {
+    return runWasmBatch(batch, { wallResolutionMs: measureWallResolution() });
+  }
   const measure = batch.measure || {};
   const positions = (batch.check && batch.check.positions) || [];
   const timeoutMs = measure.timeoutMs ?? 30000;
