@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,7 @@ def main() -> int:
             rows.extend(batch)
 
     t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
     with make_driver(device) as driver:
         probe = driver.probe()
         ctx = DeviceContext.from_probe(device.id, probe, device.caps_overrides, device.tags)
@@ -120,7 +122,8 @@ def main() -> int:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     text = (f"# bench/baselines.py: {op.key()} on {device.id} ({ctx.adapter})\n\nCommand: `{cmd}`\n\n"
             f"Tuned config: {summary.get('best_config')}; device flags: {', '.join(ctx.flags) or 'none'}; "
-            f"versions: {', '.join(f'{k} {v}' for k, v in versions.items())}; wall {wall:.0f} s.\n"
+            f"versions: {', '.join(f'{k} {v}' for k, v in versions.items())}; wall {wall:.0f} s; "
+            f"1-min load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end, on {os.cpu_count()} cores.\n"
             f"Wall-clock timer layer (dispatch or op call, sync by readback), {args.rounds} interleaved rounds of "
             f"{args.samples} samples, each sample >= {args.min_sample_ms} ms; n = pooled samples.\n\n"
             + "\n".join(lines) + "\n")
