@@ -6,8 +6,10 @@
 Runs the farm's own job (tune within ``--budget-s``, then the winner and each baseline interleaved
 A B C ... for ``--rounds`` rounds in the same page, same inputs, same wall-clock timer layer) and
 prints per implementation: the median of the pooled per-run samples, its 95 % CI (order
-statistics), n, the backend and adapter that actually ran, the validity flags, and the baseline's
-time over the tuned kernel's (a ratio measured side by side in one run). With ``--summary FILE``
+statistics), n, the backend and adapter that actually ran, the validity flags, the baseline's
+time over the tuned kernel's (a ratio measured side by side in one run), and GPU-timestamp times
+where both the device and the implementation have them (ours: per dispatch in a pass; TF.js: one
+call, from tf.time). With ``--summary FILE``
 the table is also written as Markdown.
 """
 
@@ -101,7 +103,8 @@ def main() -> int:
     jit = [x for r in rows if r["impl"] == "jit" and r["ok"] and r["check_ok"] for x in r["samples_ms"]]
     jit_med = median(jit) if jit else None
     cmd = "python bench/baselines.py " + " ".join(sys.argv[1:])
-    header = "| impl | backend used | adapter | device | median ms | 95% CI ms | n | ratio to jit | flags / error |"
+    header = ("| impl | backend used | adapter | device | median ms | 95% CI ms | n | ratio to jit "
+              "| GPU-timestamp ms (median, n) | flags / error |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for impl in ["jit"] + names:
         mine = [r for r in rows if r["impl"] == impl]
@@ -113,10 +116,12 @@ def main() -> int:
         ci = median_ci(samples) if samples else None
         cfg = json.loads(mine[0]["config"]) if mine and impl != "jit" and mine[0].get("config") else {}
         ratio = f"{med / jit_med:.2f}" if med and jit_med and impl != "jit" else ("1" if impl == "jit" and med else "-")
+        gpu = [x for r in good for x in (r.get("gpu_ms") if r.get("gpu_ms") is not None else [])]
         cells = [
             impl, str(mine[0].get("backend_used") if mine else "-"), adapter_of(impl, mine, ctx.adapter),
             str(cfg.get("device") or ("harness" if impl == "jit" else "-")) + (f", {cfg['threads']} threads" if cfg.get("threads") else ""),
             f"{med:.4f}" if med else "-", f"{ci[0]:.4f}-{ci[1]:.4f}" if ci else "-", str(len(samples)), ratio,
+            f"{median(gpu):.4f} ({len(gpu)})" if gpu else "-",
             ", ".join(flags) + ((" " if flags else "") + (err or "")[:160] if err else ""),
         ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")

@@ -170,9 +170,16 @@ class JobRunner:
         batch_json = batch.to_json()
         rows: list[dict[str, Any]] = []
         specs: dict[str, dict[str, Any]] = {}
+        gpu_batch = None
+        if self.ctx.probe.get("timestampUsable") and "timestamp-query" in (self.ctx.probe.get("features") or []):
+            gpu_batch = replace(batch, measure=replace(measure, timer="auto", samples=3, target_ci_rel=None))
         for rnd in range(exp.compare.rounds):
             res = self.timer.run_batch(batch)[0]
-            rows.append(self._winner_row(job, best, rnd, res, positions))
+            row = self._winner_row(job, best, rnd, res, positions)
+            if gpu_batch is not None:  # GPU timestamps too, next to the wall clock of the fair protocol
+                g = self.timer.run_batch(gpu_batch)[0]
+                row["gpu_ms"] = g.samples_ms if g.ok and g.timer_kind == "timestamp" else None
+            rows.append(row)
             for name in exp.baselines:
                 spec = specs.get(name) or specs.setdefault(name, baseline_spec(
                     name, op, seed=exp.seed, measure=batch_json["measure"], positions=positions,
@@ -219,5 +226,6 @@ class JobRunner:
             "timer_kind": timer.get("kind"), "timer_resolution_ms": timer.get("resolutionMs"),
             "compile_ms": res.get("compileMs"), "first_run_ms": res.get("firstRunMs"), "stop": res.get("stop"),
             "ci_low_ms": ci[0] if ci else None, "ci_high_ms": ci[1] if ci else None,
+            "gpu_ms": [float(x) for x in res.get("gpuMs") or []] or None,
             "flags": merge(self.ctx.flags, baseline_flags(res, self.ctx.adapter, impl_adapter, self.ctx.probe)),
         }

@@ -89,6 +89,8 @@ def test_each_baseline_backend_initialises_runs_what_was_asked_and_is_correct(dr
     if b.gpu:  # on the adapter our kernels use
         assert r["deviceSource"] in ("shared", "same-adapter")
         assert r["adapter"]["architecture"] == probe["adapter"]["architecture"]
+    if name == "tfjs-webgpu" and "timestamp-query" in probe["features"]:
+        assert r["gpuMs"] and all(x > 0 for x in r["gpuMs"])  # GPU timestamps next to the wall clock
     if b.backend == "wasm":
         assert r["simd"] is True and r["threads"] >= 1
         if b.library == "ort":  # ORT gets every core of an isolated page
