@@ -58,6 +58,12 @@ async function measureOp(op, spec, out, abort) {
     }
   }
   const sorted = [...got.samplesMs].sort((a, b) => a - b);
+  if (out.gpuMs && out.gpuMs.length) {
+    // GPU time of a call cannot exceed its wall time (dispatch + sync + readback). Seen with
+    // TF.js on SwiftShader: many passes per command buffer, whose timestamps do not bracket work.
+    const g = [...out.gpuMs].sort((a, b) => a - b)[Math.floor(out.gpuMs.length / 2)];
+    if (g > 1.2 * sorted[Math.floor(sorted.length / 2)]) out.flags.push('gpu-timestamps-implausible');
+  }
   if (sorted[Math.floor(sorted.length / 2)] * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
 }
 
