@@ -79,6 +79,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("stop", pa.string()),            # why sampling stopped: fixed | ci | max-samples | max-time
         ("ci_low_ms", pa.float64()),      # 95 % CI of the median (order statistics), None below 6 samples
         ("ci_high_ms", pa.float64()),
+        ("gpu_ms", pa.list_(pa.float64())),  # GPU-timestamp times where the implementation has them
     ]),
     "jobs": pa.schema(_common + [
         ("status", pa.string()),          # "ok" | "failed" | "skipped" (not run: device quarantined)
