@@ -52,7 +52,7 @@ def _run(tmp: Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:
     results = tmp / "results"
     before = set(results.iterdir()) if results.exists() else set()
     code = main(["run", str(tmp / "experiments" / "cache.yaml"), "--results-dir", str(results)])
-    (run_dir,) = set(results.iterdir()) - before - {results / "kernel-cache.json", results / "kernel-cache.json.lock"}
+    (run_dir,) = {p for p in set(results.iterdir()) - before if (p / "manifest.json").exists()}
     return code, pd.read_parquet(run_dir / "jobs"), pd.read_parquet(run_dir / "trials")
 
 
