@@ -3,7 +3,8 @@
 # bench/gpu/prepare_chromium.sh packed as they arrive (.gpu-chromium/ and .gpu-chromium-2/ come in
 # separate transfers) in $CHROMIUM_HOME, unpacks it once all are there, sets up the Vulkan loader for
 # the NVIDIA driver as bench/gpu/run.sh does, and runs bench/gpu/chromium_probe.py with the
-# arguments given (`--unpack-only`: just keep the parts).
+# arguments given, or with `kernels ARGS...` bench/kernels.py through that browser (device
+# chromium-cdp-vulkan-gpu); `--unpack-only`: just keep the parts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 home=${CHROMIUM_HOME:-/tmp/jitfarm-chromium}
@@ -31,4 +32,8 @@ icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export LD_LIBRARY_PATH="$home/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "libraries the browser still misses:"; ldd "$home/chromium/chromium" | grep "not found" || echo "  none"
 export PYTHONUNBUFFERED=1
+if [ "${1:-}" = "kernels" ]; then
+  shift
+  exec python3 bench/kernels.py --device chromium-cdp-vulkan-gpu "$@"
+fi
 exec python3 bench/gpu/chromium_probe.py --chromium "$home/chromium/chromium" "$@"

@@ -15,7 +15,7 @@ from . import android
 from .errors import ConfigError
 from .reader import Reader, load_yaml
 
-DRIVERS = ("playwright", "native", "appium", "android-cdp")
+DRIVERS = ("playwright", "cdp", "native", "appium", "android-cdp")
 BROWSERS = ("chromium", "firefox", "webkit")
 FEATURE_LEVELS = ("core", "compatibility")
 
@@ -99,11 +99,11 @@ def load_device(path: Path) -> DeviceSpec:
         driver=driver,
         file=file,
         tags=r.str_map("tags"),
-        browser=_browser_options(r, file) if driver == "playwright" else None,
+        browser=_browser_options(r, file) if driver in ("playwright", "cdp") else None,
         native=_native_options(r) if driver == "native" else None,
         caps_overrides=dict(r.get("caps_overrides", dict, {})),
     )
-    if driver == "playwright":
+    if driver in ("playwright", "cdp"):
         r.seen.add("native")
     r.finish()
     return spec

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from jit_core.ops import MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
+from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
 from jit_core.templates import TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 
-from .devices import DeviceSpec, find_device
+from .devices import DeviceSpec
 from .errors import ConfigError
+from .faults import FaultSpec, read_faults
 from .reader import Reader, load_yaml
+from .selection import select_devices
 
-STRATEGIES = ("exhaustive",)
+STRATEGIES = tuple(_SEARCH_STRATEGIES)  # exhaustive, random, successive-halving, hill-climb
 BASELINES = tuple(CATALOG)
 
 
 @dataclass(frozen=True)
 class TunerSpec:
+    """How each op is tuned. ``cache``: the kernel cache file, 'auto' (``<results-dir>/kernel-cache.json``,
+    resolved when the run starts), 'off', or a path (relative to the working directory); on a hit
+    for the same device only ``cache_retime`` cached configs (winner first) are timed again; a
+    device of the same vendor and architecture starts its search from them."""
+
     template: str = "matmul-wgsl"
     strategy: str = "exhaustive"
     budget_s: float = 30.0
     max_evals: int | None = None
     batch_size: int = 8
     check_count: int = 64
+    cache: str = "auto"
+    cache_retime: int = 3
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class ExperimentSpec:
     measure: MeasureSpec
     compare: CompareSpec
     baselines: tuple[str, ...] = field(default_factory=tuple)
+    faults: FaultSpec = field(default_factory=FaultSpec)
 
     def jobs(self) -> list[JobSpec]:
         out = []
@@ -85,6 +96,7 @@ class ExperimentSpec:
             "measure": asdict(self.measure),
             "compare": asdict(self.compare),
             "baselines": list(self.baselines),
+            "faults": self.faults.to_dict(),
         }
 
 
@@ -106,6 +118,28 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
     return label or op.shape_str(), op
 
 
+CACHE_FILE = "kernel-cache.json"
+
+
+def resolve_cache(exp: ExperimentSpec, results_dir: Path) -> ExperimentSpec:
+    """``exp`` with ``tuner.cache`` as an absolute file path ('auto': ``results_dir/kernel-cache.json``)
+    or 'off', so every worker of the run, wherever its working directory, uses the same file."""
+    cache = exp.tuner.cache
+    if cache == "off":
+        return exp
+    path = results_dir / CACHE_FILE if cache == "auto" else Path(cache)
+    return replace(exp, tuner=replace(exp.tuner, cache=str(path.resolve())))
+
+
+def _cache_setting(t: Reader) -> str:
+    raw = t.get("cache", (str, bool), "auto")  # YAML reads a bare `off` as false
+    if isinstance(raw, bool):
+        return "auto" if raw else "off"
+    if not raw.strip():
+        raise t.error("cache", "empty cache setting", "use 'auto', 'off' or a file path such as results/kernel-cache.json")
+    return raw
+
+
 def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSpec:
     """Load and validate an experiment and every device it names. Raises ConfigError (naming file,
     key and fix) before anything runs. ``devices_dir`` defaults to the experiment's
@@ -120,12 +154,7 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
     if not devices_dir.is_dir():
         raise ConfigError(file, "device_configs", f"device folder {devices_dir} does not exist",
                           "set 'device_configs:' to the folder of device YAMLs, relative to this file")
-    dev_ids = r.str_list("devices")
-    if not dev_ids:
-        raise r.error("devices", "no devices named", "list at least one device id")
-    if len(set(dev_ids)) != len(dev_ids):
-        raise r.error("devices", "a device is listed twice", "list each device id once")
-    devices = tuple(find_device(devices_dir, d, where=file, key=f"devices[{i}]") for i, d in enumerate(dev_ids))
+    devices = select_devices(r.get("devices", list), devices_dir, file=file)
     ops_raw = r.get("ops", list)
     if not ops_raw:
         raise r.error("ops", "no ops listed", "list at least one op, e.g. {kind: matmul, M: 64, N: 64, K: 64}")
@@ -144,6 +173,8 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         max_evals=t.positive("max_evals", int, None),
         batch_size=t.positive("batch_size", int, 8),
         check_count=t.get("check_count", int, 64),
+        cache=_cache_setting(t),
+        cache_retime=t.positive("cache_retime", int, 3),
     )
     t.finish()
     m = r.sub("measure")
@@ -172,7 +203,8 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         if b not in BASELINES:
             raise r.error(f"baselines[{i}]", f"unknown baseline {b!r}", f"use one of {list(BASELINES)}")
     seed = r.get("seed", int, 1)
+    faults = read_faults(r)
     r.finish()
     return ExperimentSpec(name=name, file=file, description=description, devices=devices, ops=ops,
                           seed=seed, tuner=tuner, measure=measure, compare=compare,
-                          baselines=tuple(baselines))
+                          baselines=tuple(baselines), faults=faults)

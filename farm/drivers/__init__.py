@@ -19,6 +19,11 @@ def make_driver(device: "DeviceSpec") -> DeviceDriver:
 
         assert device.browser is not None
         return PlaywrightDriver(device.browser)
+    if device.driver == "cdp":
+        from .cdp_driver import CdpDriver
+
+        assert device.browser is not None
+        return CdpDriver(device.browser)
     if device.driver == "native":
         from .native import NativeDriver
 

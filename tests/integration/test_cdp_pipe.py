@@ -49,3 +49,38 @@ def test_page_errors_and_a_dead_browser_are_cdp_errors(browser):
     browser.proc.wait(timeout=10)
     with pytest.raises(CdpError):
         browser.evaluate(session, "1", timeout_s=10)
+
+
+def test_cdp_driver_tunes_and_checks_a_kernel_like_the_playwright_driver(tmp_path):
+    # The device YAML route (driver: cdp), then one batch through it, checked against numpy.
+    from farm.config.devices import load_device
+    from farm.drivers import make_driver
+    from jit_core.caps import DeviceCaps
+    from jit_core.ops import MatMul
+    from jit_core.protocol import MeasureSpec, make_batch
+    from jit_core.reference import check_outputs, check_positions
+    from jit_core.templates import get_template
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/setup.sh")
+    yaml = tmp_path / "cdp-chromium.yaml"
+    yaml.write_text("id: cdp-chromium\ndriver: cdp\nbrowser:\n  executable_path: " + CHROMIUM +
+                    "\n  args: [--enable-unsafe-webgpu, --enable-webgpu-developer-features]\n")
+    driver = make_driver(load_device(yaml))
+    assert driver.kind == "cdp"
+    with driver:
+        probe = driver.probe()
+        assert probe["webgpu"] and probe["adapter"]["vendor"]
+        caps = DeviceCaps.from_probe(probe)
+        op = MatMul(33, 20, 12)
+        template = get_template("matmul-wgsl-vec4")
+        configs = list(template.space(op, caps))[:3]
+        positions = check_positions(op, 0, 5)
+        batch = make_batch(op, [(f"c{i}", template.render(op, c)) for i, c in enumerate(configs)], seed=5,
+                           measure=MeasureSpec(warmup=0, samples=2, min_sample_ms=0.0, max_reps=2),
+                           check_positions=positions)
+        for res in driver.run_batch(batch):
+            assert res.ok, res.error
+            assert check_outputs(op, 5, positions, res.values).ok
+            assert len(res.samples_ms) == 2
+        assert "Chrome/" in driver.versions()["browser"]
