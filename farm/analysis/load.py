@@ -109,6 +109,9 @@ def latest_attempt(run_dir: Path, table: pa.Table) -> pa.Table:
     without an ``attempt`` column are returned as they are."""
     if not table.num_rows or "attempt" not in table.column_names or "job_id" not in table.column_names:
         return table
+    top = pc.max(table.column("attempt")).as_py()
+    if top is None or top <= 1:
+        return table  # no job was retried: nothing to drop
     rows = pd.DataFrame({"job_id": table.column("job_id").to_numpy(zero_copy_only=False),
                          "attempt": table.column("attempt").to_pandas().fillna(1).to_numpy()})
     wanted = rows.groupby("job_id")["attempt"].max()
