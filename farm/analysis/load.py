@@ -28,7 +28,7 @@ JIT = "jit"
 
 _MEAS_COLUMNS = ("run_id", "job_id", "device_id", "device_fingerprint", "adapter", "op_key", "op_label", "ts",
                  "impl", "library", "library_version", "backend_requested", "backend_used", "impl_adapter",
-                 "round", "ok", "check_ok", "error_class", "error", "samples_ms", "flags")
+                 "round", "ok", "check_ok", "error_class", "error", "samples_ms", "flags", "attempt")
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,28 @@ def read_table(run_dir: Path, table: str, columns: Iterable[str]) -> pa.Table:
     return dataset.to_table(columns=[c for c in columns if c in names])
 
 
+def latest_attempt(run_dir: Path, table: pa.Table) -> pa.Table:
+    """Only the rows of each job's latest attempt (the one its last ``jobs`` record describes, else
+    the highest attempt in ``table``): a retried or resumed job is counted once. Tables of runs
+    without an ``attempt`` column are returned as they are."""
+    if not table.num_rows or "attempt" not in table.column_names or "job_id" not in table.column_names:
+        return table
+    top = pc.max(table.column("attempt")).as_py()
+    if top is None or top <= 1:
+        return table  # no job was retried: nothing to drop
+    rows = pd.DataFrame({"job_id": table.column("job_id").to_numpy(zero_copy_only=False),
+                         "attempt": table.column("attempt").to_pandas().fillna(1).to_numpy()})
+    wanted = rows.groupby("job_id")["attempt"].max()
+    jobs = read_table(run_dir, "jobs", ("job_id", "attempt", "ts"))
+    if jobs.num_rows and "attempt" in jobs.column_names:
+        j = jobs.to_pandas()
+        j["attempt"] = j["attempt"].fillna(1)
+        last = j.sort_values(["attempt", "ts"]).groupby("job_id").tail(1).set_index("job_id")["attempt"]
+        wanted.update(last[last.index.isin(wanted.index)])
+    keep = rows["attempt"].to_numpy() == rows["job_id"].map(wanted).to_numpy()
+    return table.filter(pa.array(keep))
+
+
 def split_op_key(op_key: str) -> tuple[str, str]:
     """'matmul_f32_64x128x128' -> ('matmul_f32', '64x128x128')."""
     head, _, tail = op_key.rpartition("_")
@@ -127,7 +149,7 @@ def load_samples(results_dir: Path, run_ids: Iterable[str]) -> SampleSet:
     for run_dir in run_dirs(results_dir, run_ids):
         info = RunInfo.from_manifest(read_manifest(run_dir))
         runs[run_dir.name] = info
-        t = read_table(run_dir, "measurements", _MEAS_COLUMNS)
+        t = latest_attempt(run_dir, read_table(run_dir, "measurements", _MEAS_COLUMNS))
         if t.num_rows:
             t = t.append_column("_run", pa.array([run_dir.name] * t.num_rows))
             if "flags" not in t.column_names:
@@ -176,10 +198,10 @@ def _add_identity(rows: pd.DataFrame, runs: dict[str, RunInfo]) -> None:
 def load_trials(results_dir: Path, run_ids: Iterable[str]) -> pd.DataFrame:
     """Tuning trials of some runs (curve columns only): run, device, op, elapsed, best-so-far."""
     cols = ("run_id", "device_id", "op_key", "op_label", "trial_index", "elapsed_s", "best_so_far_ms",
-            "median_ms", "ok", "check_ok", "template_version")
+            "median_ms", "ok", "check_ok", "template_version", "job_id", "attempt")
     frames = []
     for run_dir in run_dirs(results_dir, run_ids):
-        t = read_table(run_dir, "trials", cols)
+        t = latest_attempt(run_dir, read_table(run_dir, "trials", cols))
         if t.num_rows:
             df = t.to_pandas()
             df["run_id"] = run_dir.name

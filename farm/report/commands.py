@@ -119,10 +119,11 @@ def _compare(args, out: Console, err: Console) -> int:
     return 0
 
 
-def _history_runs(results_dir: Path, last: int | None) -> list[tuple[str, str]]:
+def _history_runs(results_dir: Path, last: int | None, experiment: str | None = None) -> list[tuple[str, str]]:
     from farm.store.history import load_index
 
-    entries = [e for e in load_index(results_dir) if e.status != "running"]
+    entries = [e for e in load_index(results_dir) if e.status != "running"
+               and (experiment is None or e.experiment == experiment)]
     if last:
         entries = entries[-last:]
     return [(e.run_id, e.created) for e in entries]
@@ -134,7 +135,7 @@ def _regress(args, out: Console, err: Console) -> int:
 
     from .tables import findings_table
 
-    runs = _history_runs(Path(args.results_dir), args.last)
+    runs = _history_runs(Path(args.results_dir), args.last, args.experiment)
     if len(runs) < 2:
         out.print(f"{len(runs)} finished run(s) under {args.results_dir}/: a history needs at least 2")
         return 0
@@ -165,7 +166,7 @@ def _dashboard(args, out: Console, err: Console) -> int:
                 raise UserError(f"no run {rid!r} under {results}/. Fix: pass a run id that `jitfarm runs` lists")
         runs = sorted(((r, known[r]) for r in args.run_ids), key=lambda x: x[1])
     else:
-        runs = _history_runs(results, args.last)
+        runs = _history_runs(results, args.last, args.experiment)
     if not runs:
         raise UserError(f"no finished runs under {results}/. Fix: run one first: jitfarm run experiments/quickstart.yaml")
     path = write_dashboard(results, runs, Path(args.output or results / "dashboard.html"), DashboardOptions())
@@ -210,6 +211,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-on", type=_percent, default=0.05, help="exit 1 when a series got this much slower (default 5%%)")
     p.add_argument("--min-effect", type=_percent, default=0.02, help="smallest change reported (default 2%%)")
     p.add_argument("--last", type=int, default=None, help="use only the last N finished runs")
+    p.add_argument("--experiment", help="use only runs of this experiment (by name)")
     p.add_argument("--json", metavar="FILE", help="also write the findings as JSON")
     p.set_defaults(func=_regress)
 
@@ -218,4 +220,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     results_dir(p)
     p.add_argument("-o", "--output", help="HTML file to write (default: <results-dir>/dashboard.html)")
     p.add_argument("--last", type=int, default=None, help="without run ids: only the last N finished runs")
+    p.add_argument("--experiment", help="without run ids: only runs of this experiment (by name)")
     p.set_defaults(func=_dashboard)

@@ -112,6 +112,9 @@ def write_dashboard(results_dir: Path, runs: list[tuple[str, str]], output: Path
 
 
 def _runs_section(runs: list[tuple[str, str]], table: pd.DataFrame) -> str:
+    if table.empty:
+        table = pd.DataFrame({"run_id": pd.Series(dtype=object), "device_id": pd.Series(dtype=object),
+                              "commit": pd.Series(dtype=object)})
     info = table.groupby("run_id").agg(devices=("device_id", lambda s: ", ".join(sorted(set(s)))),
                                        commit=("commit", "first"))
     df = pd.DataFrame([{"run_id": r, "created": c[:19].replace("T", " "),

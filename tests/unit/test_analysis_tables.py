@@ -118,3 +118,21 @@ def test_report_prints_tables_and_exports_csv_and_json(one_run, tmp_path, capsys
     data = json.loads((tmp_path / "all.json").read_text())
     assert len(data["latency"]) == 8 and isinstance(data["latency"][0]["flags"], list)
     assert main(["report", "nope", "--results-dir", str(root)]) == 2
+
+
+def test_only_the_latest_attempt_of_a_retried_job_counts(tmp_path):
+    run = SyntheticRun("synthetic-r", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "c", DEVICES[:1], (A,),
+                       lambda d, i, o: 1.0, rounds=2, samples=6)
+    run_dir = write_run(tmp_path, run)
+    meas = pq.read_table(run_dir / "measurements").to_pandas()
+    meas["attempt"] = 2
+    first = meas.copy()
+    first["attempt"] = 1
+    first["samples_ms"] = [[50.0] * 6] * len(first)  # the attempt that was retried: must not count
+    pq.write_table(pa.Table.from_pandas(first, preserve_index=False), run_dir / "measurements" / "part-000000.parquet")
+    pq.write_table(pa.Table.from_pandas(meas, preserve_index=False), run_dir / "measurements" / "part-000001.parquet")
+    jobs = pq.read_table(run_dir / "jobs").to_pandas()
+    jobs["attempt"] = 2
+    pq.write_table(pa.Table.from_pandas(jobs, preserve_index=False), run_dir / "jobs" / "part-000000.parquet")
+    lat = analyze_runs(tmp_path, ["synthetic-r"]).latency
+    assert set(lat["n"]) == {12} and (lat["median_ms"] < 2.0).all()

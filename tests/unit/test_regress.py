@@ -48,6 +48,7 @@ def test_regress_exits_1_over_the_threshold_and_0_otherwise(stepped, tmp_path, c
     assert main(["regress", "--results-dir", str(root), "--since", ids[7]]) == 0
     assert main(["regress", "--results-dir", str(root), "--since", "2026-01-07"]) == 1
     assert main(["regress", "--results-dir", str(root), "--last", "5"]) == 1  # runs 5..9 still span the step
+    assert main(["regress", "--results-dir", str(root), "--experiment", "other"]) == 0  # no runs of it
 
 
 def test_noise_alone_is_not_a_regression(tmp_path, capsys):
