@@ -15,14 +15,28 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from farm.config.experiments import load_experiment
 
     # Validate everything before importing Ray or starting anything.
-    exp = load_experiment(Path(args.experiment), Path(args.devices_dir) if args.devices_dir else None)
+    source = args.resume or args.replay
+    if source:
+        if args.experiment or (args.resume and args.replay):
+            raise UserError("jitfarm run: give an experiment YAML, or --resume RUN_ID, or --replay RUN_ID (one of them)")
+        from farm.config.lock import experiment_of_run
+        from farm.scheduler.manifest import drift
+
+        exp, recorded = experiment_of_run(Path(args.results_dir), source)
+        for note in drift(recorded):
+            err.print(f"[yellow]differs from the recorded run[/]: {note}", highlight=False)
+    elif not args.experiment:
+        raise UserError("jitfarm run: no experiment. Fix: pass experiments/<name>.yaml, or --resume/--replay RUN_ID")
+    else:
+        exp = load_experiment(Path(args.experiment), Path(args.devices_dir) if args.devices_dir else None)
 
     from farm.analysis.summary import summarize
     from farm.report.console import print_results
     from farm.scheduler.run import RunOptions, run_experiment
     from farm.store.parquet import ParquetStore
 
-    outcome = run_experiment(exp, RunOptions(results_dir=Path(args.results_dir), address=args.address), console=err)
+    outcome = run_experiment(exp, RunOptions(results_dir=Path(args.results_dir), address=args.address,
+                                             resume=args.resume, replay_of=args.replay), console=err)
     summaries = summarize(ParquetStore(outcome.run_dir))
     print_results(summaries, list(exp.baselines), out)
     failed = [s for s in summaries if s.status != "ok"]
@@ -49,16 +63,25 @@ def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> i
     from rich.table import Table
 
     from farm.config.devices import list_devices
+    from farm.config.selection import matches
 
     directory = Path(args.devices_dir or "device_configs")
     if not directory.is_dir():
         raise UserError(f"{directory}: no such folder. Fix: run from the project root or pass --devices-dir")
-    table = Table(title=f"devices in {directory}")
+    selector = {}
+    for item in args.tag or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--tag {item!r}: expected KEY=VALUE. Fix: e.g. --tag vendor=mesa")
+        selector[key] = value
+    table = Table(title=f"devices in {directory}" + (f" with {selector}" if selector else ""))
     for col in ("id", "driver", "name", "tags", "status"):
         table.add_column(col)
     for path, spec in list_devices(directory):
         if isinstance(spec, UserError):
             table.add_row(path.stem, "-", "-", "-", f"[red]invalid[/]: {spec}")
+        elif selector and not matches(spec, selector):
+            continue
         else:
             tags = ", ".join(f"{k}={v}" for k, v in spec.tags.items())
             table.add_row(spec.id, spec.driver, spec.name, tags, "ok")
@@ -87,10 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jitfarm", description="JIT-tune in-browser DL kernels across a device farm")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment YAML")
-    run.add_argument("experiment", help="path to experiments/<name>.yaml")
+    run.add_argument("experiment", nargs="?", help="path to experiments/<name>.yaml")
+    run.add_argument("--resume", metavar="RUN_ID", help="complete a run: re-run only its jobs without a successful record")
+    run.add_argument("--replay", metavar="RUN_ID", help="run the experiment recorded in RUN_ID's manifest again, as a new run")
     run.add_argument("--results-dir", default="results", help="where results/<run_id>/ goes (default: results)")
     run.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: ../device_configs of the experiment)")
-    run.add_argument("--address", default=None, help="Ray cluster address ('auto' or ray://host:port); default: local embedded Ray")
+    run.add_argument("--address", default=None, help="Ray cluster to join: 'auto', host:port or ray://host:port (README: a farm of several machines); default: a private local Ray")
     run.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="print the result table of a finished run")
     rep.add_argument("run_id")
@@ -100,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = dev.add_subparsers(dest="devices_command", required=True)
     dl = dsub.add_parser("list", help="list device configs and whether they are valid")
     dl.add_argument("--devices-dir", default=None)
+    dl.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only devices with this tag (repeatable)")
     dl.set_defaults(func=_cmd_devices_list)
     dp = dsub.add_parser("probe", help="open a device and print its adapter, limits, features, timers, WASM and WebGL2")
     dp.add_argument("device_id", help="a device id from device_configs/")

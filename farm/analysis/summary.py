@@ -61,9 +61,11 @@ def summarize(store: ParquetStore) -> list[JobSummary]:
     out: list[JobSummary] = []
     if jobs.empty:
         return out
-    latest = jobs.sort_values(["ts"]).groupby("job_id", sort=False).tail(1)
+    latest = jobs.sort_values(["attempt", "ts"]).groupby("job_id", sort=False).tail(1).sort_values("ts")
     for _, job in latest.iterrows():
-        m = meas[meas["job_id"] == job["job_id"]] if not meas.empty else meas
+        # Only the rows of the attempt that the job record describes: a failed earlier attempt
+        # may have left measurements too.
+        m = meas[(meas["job_id"] == job["job_id"]) & (meas["attempt"] == job["attempt"])] if not meas.empty else meas
         tuned = _latency(m[m["impl"] == "jit"]) if not m.empty else Latency(None, 0)
         baselines = {impl: _latency(rows) for impl, rows in m[m["impl"] != "jit"].groupby("impl")} if not m.empty else {}
         out.append(JobSummary(

@@ -12,9 +12,11 @@ from jit_core.templates import TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 
-from .devices import DeviceSpec, find_device
+from .devices import DeviceSpec
 from .errors import ConfigError
+from .faults import FaultSpec, read_faults
 from .reader import Reader, load_yaml
+from .selection import select_devices
 
 STRATEGIES = ("exhaustive",)
 BASELINES = tuple(CATALOG)
@@ -65,6 +67,7 @@ class ExperimentSpec:
     measure: MeasureSpec
     compare: CompareSpec
     baselines: tuple[str, ...] = field(default_factory=tuple)
+    faults: FaultSpec = field(default_factory=FaultSpec)
 
     def jobs(self) -> list[JobSpec]:
         out = []
@@ -85,6 +88,7 @@ class ExperimentSpec:
             "measure": asdict(self.measure),
             "compare": asdict(self.compare),
             "baselines": list(self.baselines),
+            "faults": self.faults.to_dict(),
         }
 
 
@@ -120,12 +124,7 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
     if not devices_dir.is_dir():
         raise ConfigError(file, "device_configs", f"device folder {devices_dir} does not exist",
                           "set 'device_configs:' to the folder of device YAMLs, relative to this file")
-    dev_ids = r.str_list("devices")
-    if not dev_ids:
-        raise r.error("devices", "no devices named", "list at least one device id")
-    if len(set(dev_ids)) != len(dev_ids):
-        raise r.error("devices", "a device is listed twice", "list each device id once")
-    devices = tuple(find_device(devices_dir, d, where=file, key=f"devices[{i}]") for i, d in enumerate(dev_ids))
+    devices = select_devices(r.get("devices", list), devices_dir, file=file)
     ops_raw = r.get("ops", list)
     if not ops_raw:
         raise r.error("ops", "no ops listed", "list at least one op, e.g. {kind: matmul, M: 64, N: 64, K: 64}")
@@ -172,7 +171,8 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         if b not in BASELINES:
             raise r.error(f"baselines[{i}]", f"unknown baseline {b!r}", f"use one of {list(BASELINES)}")
     seed = r.get("seed", int, 1)
+    faults = read_faults(r)
     r.finish()
     return ExperimentSpec(name=name, file=file, description=description, devices=devices, ops=ops,
                           seed=seed, tuner=tuner, measure=measure, compare=compare,
-                          baselines=tuple(baselines))
+                          baselines=tuple(baselines), faults=faults)

@@ -19,6 +19,10 @@ class DriverError(Exception):
         self.error_class = error_class
         self.message = message
 
+    def __reduce__(self) -> tuple:
+        # Crosses process boundaries (Ray): rebuild from both fields, not from Exception.args.
+        return (type(self), (self.error_class, self.message))
+
 
 @dataclass(frozen=True)
 class BrowserOptions:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -14,7 +16,7 @@ from farm.config.devices import DeviceSpec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
 from farm.store.parquet import ParquetStore
-from farm.store.schema import device_state_row
+from farm.store.schema import SCHEMAS, device_state_row
 from farm.validity import merge
 
 from .job import DeviceContext, JobRunner
@@ -41,6 +43,10 @@ class Aggregator:
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {k: dict(v) for k, v in self.progress.items()}
 
+    def flush(self) -> int:
+        """Returns once every append sent before it by the same caller is on disk."""
+        return self.rows
+
 
 def job_context(ctx: DeviceContext, state: dict[str, Any]) -> DeviceContext:
     """The device context for one job: with the ``device-warm`` flag on every record of the job
@@ -54,8 +60,10 @@ class DeviceWorker:
     """Owns one device for the whole run: opens its driver, probes it, runs its jobs one at a
     time (one measurement at a time per device), closes it.
 
-    Contract: ``open()`` returns the device context as a dict or raises DriverError; ``run_job()``
-    returns the job's summary row; every record reaches the aggregator before ``run_job`` returns.
+    Contract: ``open()`` returns the device context as a dict or raises DriverError; ``reopen()``
+    closes and opens the driver again; ``run_job(job, attempt)`` returns the job's summary row (a
+    failed one when the driver raised); every record it made carries ``attempt`` and reaches the
+    aggregator in order (the job's ``jobs`` row last), and all are on disk once ``close()`` returns. Retries, timeouts and quarantine are the caller's (farm/scheduler/lanes.py).
     """
 
     def __init__(self, device: DeviceSpec, experiment: ExperimentSpec, run_id: str, aggregator: Any):
@@ -63,6 +71,14 @@ class DeviceWorker:
         self.driver = None
         self.runner: JobRunner | None = None
         self.ctx: DeviceContext | None = None
+        self.attempt = 1
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def reopen(self) -> dict[str, Any]:
+        self.close()
+        return self.open()
 
     def open(self) -> dict[str, Any]:
         self.aggregator.report.remote(self.device.id, {"phase": "opening"})
@@ -77,40 +93,45 @@ class DeviceWorker:
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
                 "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions(),
-                "covariates": self.driver.covariates()}
+                "covariates": self.driver.covariates(),
+                "pid": os.getpid(), "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
 
     def _emit(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if "attempt" in SCHEMAS[table].names:
+            rows = [{**row, "attempt": self.attempt} for row in rows]
         self.aggregator.append.remote(table, rows)
 
     def _progress(self, info: dict[str, Any]) -> None:
         self.aggregator.report.remote(self.device.id, info)
 
-    def run_job(self, job: JobSpec) -> dict[str, Any]:
+    def run_job(self, job: JobSpec, attempt: int = 1) -> dict[str, Any]:
         assert self.runner is not None, "open() first"
+        self.attempt = attempt
         try:
             state = self.driver.before_job()
             self.runner.ctx = job_context(self.ctx, state)
             if state:
                 self._emit("device_state", [device_state_row(self.run_id, job.job_id, self.device.id, time.time(),
                                                              state, list(self.runner.ctx.flags))])
-            summary = self.runner.run(job)
+            summary = self.runner.run(job, attempt)
         except DriverError as exc:
             summary = self._failed(job, exc.error_class, exc.message)
         except Exception as exc:  # a bug or an unexpected device failure: a record, not a dead run
             summary = self._failed(job, "harness", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
-        # A synchronous call: Ray runs one caller's actor tasks in order, so once this returns
-        # every earlier append of this worker is on disk.
-        ray.get(self.aggregator.append.remote("jobs", []))
+        # Not awaited: Ray runs one caller's actor tasks in order, so the job's record lands after
+        # its trials and measurements; a record of a job that is on disk has all its rows on disk.
         return summary
 
     def _failed(self, job: JobSpec, error_class: str, message: str) -> dict[str, Any]:
         assert self.runner is not None
-        row = {**self.runner._common(job), "attempt": 1, "status": "failed", "error_class": error_class,
+        row = {**self.runner._common(job), "attempt": self.attempt, "status": "failed", "error_class": error_class,
                "error": message, "template": self.exp.tuner.template, "strategy": self.exp.tuner.strategy}
         ray.get(self.aggregator.append.remote("jobs", [row]))
         return row
 
     def close(self) -> None:
+        """Close the driver; returns once every record this worker sent is on disk."""
+        ray.get(self.aggregator.flush.remote())
         if self.driver is not None:
-            self.driver.close()
-            self.driver = None
+            driver, self.driver, self.runner = self.driver, None, None
+            driver.close()

@@ -67,3 +67,19 @@ def initial_manifest(exp: ExperimentSpec, run_id: str, argv: list[str] | None = 
         "host": {"platform": platform.platform(), "machine": platform.machine()},
         "devices": {},
     }
+
+
+def drift(manifest: dict[str, Any]) -> list[str]:
+    """How this machine differs from the one that wrote ``manifest``: package versions, git commit,
+    uncommitted changes. (Browser versions are compared per device once the devices are open.)"""
+    notes = []
+    now, then = package_versions(), manifest.get("versions", {})
+    for name in sorted(set(now) | set(then)):
+        if now.get(name) != then.get(name):
+            notes.append(f"{name}: recorded {then.get(name, 'absent')}, here {now.get(name, 'absent')}")
+    git_now, git_then = git_state(), manifest.get("git", {})
+    if git_now.get("commit") != git_then.get("commit"):
+        notes.append(f"git commit: recorded {git_then.get('commit')}, here {git_now.get('commit')}")
+    if git_now.get("dirty") or git_then.get("dirty"):
+        notes.append(f"uncommitted changes: recorded run {bool(git_then.get('dirty'))}, here {bool(git_now.get('dirty'))}")
+    return notes

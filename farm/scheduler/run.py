@@ -14,18 +14,28 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from farm.config.experiments import ExperimentSpec
+from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.store.parquet import ParquetStore
 
 from .actors import Aggregator, DeviceWorker
+from .lanes import DeviceLane
 from .manifest import initial_manifest, new_run_id
+from .resume import plan_resume
 
 
 @dataclass(frozen=True)
 class RunOptions:
+    """``address``: None for local embedded Ray, else 'auto' or a cluster address ('ray://host:10001',
+    'host:6379'). ``resume``: the id of a run under ``results_dir`` to complete instead of starting a
+    new one. ``replay_of``: the run this one replays (recorded in the manifest). ``runtime_env``:
+    passed to ``ray.init`` (e.g. a ``worker_process_setup_hook``)."""
+
     results_dir: Path = Path("results")
-    address: str | None = None  # None: local embedded Ray
+    address: str | None = None
     poll_s: float = 0.5
+    resume: str | None = None
+    replay_of: str | None = None
+    runtime_env: dict[str, Any] | None = None
 
 
 @dataclass
@@ -37,103 +47,130 @@ class RunOutcome:
     wall_s: float
 
 
-def _init_ray(exp: ExperimentSpec, address: str | None) -> None:
+def _init_ray(exp: ExperimentSpec, options: RunOptions) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING,
                                   configure_logging=True, log_to_driver=True)
-    if address:
-        ray.init(address=address, **kwargs)
+    if options.runtime_env:
+        kwargs["runtime_env"] = options.runtime_env
+    if options.address:
+        kwargs.pop("include_dashboard")
+        ray.init(address=options.address, **kwargs)
     else:
-        # Each device is a custom resource so its actor lands where the device is attached.
-        ray.init(resources={f"device:{d.id}": 1 for d in exp.devices}, **kwargs)
+        # A new local instance even if a `ray start` cluster runs on this machine. Each device is a
+        # custom resource so its actor lands where the device is attached.
+        ray.init(address="local", resources={f"device:{d.id}": 1 for d in exp.devices}, **kwargs)
 
 
-def _describe(info: dict[str, Any]) -> str:
-    phase = info.get("phase", "waiting")
-    if phase in ("opening", "ready", "waiting", "closed"):
-        return phase + (f" · {info['adapter']}" if info.get("adapter") else "")
-    trials = info.get("trials", 0)
-    failed = info.get("failed", 0)
-    return f"{phase} {info.get('op', '')} · {trials} trials" + (f" · {failed} failed" if failed else "")
+def _cluster_facts() -> dict[str, Any]:
+    nodes = [{"node_id": n["NodeID"], "ip": n.get("NodeManagerAddress"), "alive": n.get("Alive"),
+              "devices": sorted(k[len("device:"):] for k in n.get("Resources", {}) if k.startswith("device:"))}
+             for n in ray.nodes()]
+    return {"nodes": nodes, "driver_node_id": ray.get_runtime_context().get_node_id()}
+
+
+def _prepare(exp: ExperimentSpec, options: RunOptions, console: Console) -> tuple[str, ParquetStore, list[tuple[JobSpec, int]]]:
+    if options.resume:
+        run_id = options.resume
+        store = ParquetStore(options.results_dir / run_id)
+        plan = plan_resume(store, exp)
+        for tmp in store.run_dir.glob("*/.part-*.tmp"):
+            tmp.unlink()  # a part that was being written when the driver died; never renamed, never read
+        if plan.interrupted:
+            store.append("jobs", plan.interrupted)
+        resumed = list(store.read_manifest().get("resumed", [])) + [time.time()]
+        store.update_manifest(status="running", resumed=resumed)
+        console.print(f"[bold]resume {run_id}[/] · {len(plan.done)} jobs already ok · {len(plan.todo)} to run"
+                      + (f" · {len(plan.interrupted)} interrupted attempt(s) recorded" if plan.interrupted else ""))
+        return run_id, store, plan.todo
+    run_id = new_run_id(exp.name)
+    store = ParquetStore(options.results_dir / run_id)
+    manifest = initial_manifest(exp, run_id)
+    if options.replay_of:
+        manifest["replay_of"] = options.replay_of
+    store.write_manifest(manifest)
+    console.print(f"[bold]run {run_id}[/] · {len(exp.jobs())} jobs on {len(exp.devices)} device(s) · results in {store.run_dir}")
+    return run_id, store, [(job, 1) for job in exp.jobs()]
 
 
 def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
                    console: Console | None = None) -> RunOutcome:
-    """Run every job of ``exp``; records land under ``results_dir/<run_id>/`` as they are made."""
+    """Run every job of ``exp`` (or, with ``options.resume``, every job of that run without an ok
+    record); records land under ``results_dir/<run_id>/`` as they are made."""
     console = console or Console(stderr=True)
-    run_id = new_run_id(exp.name)
-    run_dir = options.results_dir / run_id
-    store = ParquetStore(run_dir)
-    store.write_manifest(initial_manifest(exp, run_id))
+    run_id, store, plan = _prepare(exp, options, console)
+    run_dir = store.run_dir
     t_start = time.perf_counter()
-    console.print(f"[bold]run {run_id}[/] · {len(exp.jobs())} jobs on {len(exp.devices)} device(s) · results in {run_dir}")
-    workers: dict[str, Any] = {}
-    device_info: dict[str, dict[str, Any]] = {}
-    summaries: list[dict[str, Any]] = []
+    lanes: dict[str, DeviceLane] = {}
     status = "failed"
+    # Inside a program that already started Ray (a notebook, a test session) the run uses that
+    # instance and leaves it running; otherwise it starts and stops its own.
+    owns_ray = not ray.is_initialized()
+    agg = None
     try:
-        _init_ray(exp, options.address)
+        if owns_ray:
+            _init_ray(exp, options)
+        ray_ready_s = time.perf_counter() - t_start
+        cluster = _cluster_facts()
+        store.update_manifest(ray={"address": options.address or ("local" if owns_ray else "existing"), **cluster})
         here = ray.get_runtime_context().get_node_id()
         agg = ray.remote(num_cpus=0, max_concurrency=1)(Aggregator).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(str(run_dir.resolve()))
         worker_cls = ray.remote(num_cpus=0, max_concurrency=1, max_restarts=0)(DeviceWorker)
+
+        def make_actor(dev: Any) -> Any:
+            return worker_cls.options(resources={f"device:{dev.id}": 1}).remote(dev, exp, run_id, agg)
+
+        def record(rows: list[dict[str, Any]]) -> None:
+            ray.get(agg.append.remote("jobs", rows))
+
+        offered = {d for n in cluster["nodes"] if n["alive"] for d in n["devices"]}
         for dev in exp.devices:
-            workers[dev.id] = worker_cls.options(resources={f"device:{dev.id}": 1}).remote(dev, exp, run_id, agg)
-        open_refs = {dev_id: w.open.remote() for dev_id, w in workers.items()}
-        job_refs: dict[Any, tuple[str, Any]] = {}
-        jobs_by_device: dict[str, list] = {d.id: [j for j in exp.jobs() if j.device_id == d.id] for d in exp.devices}
+            lanes[dev.id] = DeviceLane(dev, exp, run_id, [p for p in plan if p[0].device_id == dev.id],
+                                       make_actor, record)
         with Progress(TextColumn("{task.fields[device]}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                       TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=False) as progress:
-            tasks = {d.id: progress.add_task("opening", total=len(jobs_by_device[d.id]), device=d.id)
-                     for d in exp.devices}
-            for dev_id, ref in open_refs.items():
-                try:
-                    device_info[dev_id] = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - the device is unusable; its jobs fail
-                    message = str(getattr(exc, "cause", None) or exc).strip().splitlines()[-1]
-                    device_info[dev_id] = {"device_id": dev_id, "error": message}
-                    progress.update(tasks[dev_id], description=f"[red]failed to open: {message}")
-                    rows = [{"run_id": run_id, "job_id": j.job_id, "device_id": dev_id, "op_key": j.op.key(),
-                             "op_label": j.label, "ts": time.time(), "attempt": 1, "status": "failed",
-                             "error_class": "infra", "error": message} for j in jobs_by_device[dev_id]]
-                    ray.get(agg.append.remote("jobs", rows))
-                    summaries.extend(rows)
-                    continue
-                for job in jobs_by_device[dev_id]:
-                    job_refs[workers[dev_id].run_job.remote(job)] = (dev_id, job)
-            store.update_manifest(devices=device_info)
-            pending = list(job_refs)
-            while pending:
-                done, pending = ray.wait(pending, num_returns=len(pending), timeout=options.poll_s)
-                for ref in done:
-                    dev_id, job = job_refs[ref]
-                    try:
-                        summaries.append(ray.get(ref))
-                    except Exception as exc:  # noqa: BLE001 - actor died; record it
-                        row = {"run_id": run_id, "job_id": job.job_id, "device_id": dev_id, "op_key": job.op.key(),
-                               "op_label": job.label, "ts": time.time(), "attempt": 1, "status": "failed",
-                               "error_class": "device", "error": str(exc).strip().splitlines()[-1]}
-                        ray.get(agg.append.remote("jobs", [row]))
-                        summaries.append(row)
-                    progress.advance(tasks[dev_id])
+            tasks = {d: progress.add_task("opening", total=lane.total, device=d) for d, lane in lanes.items()}
+            for dev_id, lane in lanes.items():
+                lane.start(None if dev_id in offered else
+                           f"no Ray node offers the resource device:{dev_id}. Fix: on the host the device is "
+                           f"attached to, run `ray start --address <head> --resources '{{\"device:{dev_id}\": 1}}'`")
+            devices_seen: dict[str, Any] = {}
+            while not all(lane.finished for lane in lanes.values()):
+                refs = [r for lane in lanes.values() for r in lane.refs()]
+                ready: list[Any] = []
+                if refs:
+                    ready, _ = ray.wait(refs, num_returns=1, timeout=options.poll_s)
+                    if ready:  # take every call that is already done, not just the first
+                        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+                now = time.monotonic()
+                for lane in lanes.values():
+                    lane.step(set(ready), now)
                 snap = ray.get(agg.snapshot.remote())
-                for dev_id, info in snap.items():
-                    if dev_id in tasks and "error" not in device_info.get(dev_id, {}):
-                        progress.update(tasks[dev_id], description=_describe(info))
-            for dev_id in tasks:
-                if "error" not in device_info.get(dev_id, {}):
-                    progress.update(tasks[dev_id], description="done")
+                for dev_id, lane in lanes.items():
+                    progress.update(tasks[dev_id], completed=lane.done, description=lane.describe(snap.get(dev_id, {})))
+                devices_now = {d: lane.info for d, lane in lanes.items() if lane.info}
+                if devices_now != devices_seen:
+                    store.update_manifest(devices=devices_now)
+                    devices_seen = {k: dict(v) for k, v in devices_now.items()}
         status = "finished"
+        store.update_manifest(timing={"ray_init_s": ray_ready_s, "devices": {d: lane.timing() for d, lane in lanes.items()}})
     finally:
-        for w in workers.values():
+        for lane in lanes.values():
             try:
-                ray.get(w.close.remote(), timeout=60)
-            except Exception:  # noqa: BLE001 - closing is best effort; Ray kills the actor next
+                lane.close()
+            except Exception:  # noqa: BLE001 - Ray's shutdown ends what is left
                 pass
         wall_s = time.perf_counter() - t_start
-        store.update_manifest(status=status, wall_s=wall_s, devices=device_info)
-        if ray.is_initialized():
+        devices = {d: lane.info for d, lane in lanes.items() if lane.info}
+        manifest = store.read_manifest()
+        store.update_manifest(status=status, wall_s=manifest.get("wall_s", 0.0) + wall_s if options.resume else wall_s,
+                              devices={**manifest.get("devices", {}), **devices})
+        if agg is not None and not owns_ray:
+            ray.kill(agg)
+        if owns_ray and ray.is_initialized():
             ray.shutdown()
-    return RunOutcome(run_id, run_dir, summaries, device_info, wall_s)
+    jobs = store.read("jobs")
+    return RunOutcome(run_id, run_dir, jobs.to_dict("records"), devices, wall_s)

@@ -27,8 +27,9 @@ class ParquetStore:
     """Writes and reads ``results/<run_id>/``.
 
     Contract: ``append(table, rows)`` writes one new part file ``<table>/part-NNNNNN.parquet``
-    atomically (temporary name, fsync, rename), so a crash leaves whole parts only and every row
-    appended before it is on disk. ``read(table)`` returns all parts as one DataFrame (empty with
+    atomically (temporary name, fsync, hard link to a free part name), so a crash leaves whole parts
+    only (and at most a hidden ``.part-*.tmp`` that readers ignore), every row appended before it is
+    on disk, and concurrent writers in several processes never replace each other's parts. ``read(table)`` returns all parts as one DataFrame (empty with
     the table's columns when there are none). Thread-safe within one process.
     """
 
@@ -59,12 +60,20 @@ class ParquetStore:
         with self._lock:
             folder = self.run_dir / table
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"part-{self._next_index(table):06d}.parquet"
-            tmp = path.with_name(f".{path.name}.tmp")
+            tmp = folder / f".part-{os.getpid()}-{threading.get_ident()}.parquet.tmp"
             pq.write_table(arrow, tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            while True:
+                path = folder / f"part-{self._next_index(table):06d}.parquet"
+                try:
+                    # link, not rename: never replaces a part that another writer of the same run
+                    # (a resumed run while the old one's last worker still flushes) just made.
+                    os.link(tmp, path)
+                    break
+                except FileExistsError:
+                    self._next.pop(table, None)
+            os.unlink(tmp)
         return path
 
     def read(self, table: str) -> pd.DataFrame:

@@ -7,9 +7,10 @@ Tables (one folder of part files each under ``results/<run_id>/``):
 - ``device_state``: one row per device before each job: the covariates its driver reads
   (phones: battery, thermal status, Chrome version, GPU renderer) and the cool-down wait.
 
-Every table but ``device_state`` has ``flags`` (list of strings): the validity flags of farm/validity.py (the device's,
+Every table has ``flags`` (list of strings): the validity flags of farm/validity.py (the device's,
 from its probe, plus the record's own), so analysis can exclude or group by them.
 Format 2 added ``flags`` everywhere and the cold numbers and sampling outcome of measurements.
+Every row carries the job ``attempt`` that made it: (job_id, attempt) names one attempt.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _common = [
     ("op_label", pa.string()),
     ("ts", pa.float64()),
     ("flags", pa.list_(pa.string())),
+    ("attempt", pa.int64()),          # the job attempt (1, 2, ...) that made the row
 ]
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -77,8 +79,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("ci_high_ms", pa.float64()),
     ]),
     "jobs": pa.schema(_common + [
-        ("attempt", pa.int64()),
-        ("status", pa.string()),          # "ok" | "failed"
+        ("status", pa.string()),          # "ok" | "failed" | "skipped" (not run: device quarantined)
         ("error_class", pa.string()),
         ("error", pa.string()),
         ("template", pa.string()),
