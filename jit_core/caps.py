@@ -2,7 +2,9 @@
 
 The adapter part comes from the Probe JSON of ``farm/harness/PROTOCOL.md``; the vendor part (register
 budget per thread, subgroup width, execution model) comes from a small table keyed by vendor and
-architecture, with safe defaults, and can be overridden from a device YAML.
+architecture, with safe defaults, and can be overridden from a device YAML. The CPU part (for WASM
+kernels: SIMD128 availability, relaxed SIMD, threads, core count from the probe; SIMD registers and
+L1 data cache from ``CPU_TABLE`` keyed by architecture and platform) works the same way.
 """
 
 from __future__ import annotations
@@ -60,8 +62,38 @@ VENDOR_TABLE: dict[tuple[str, str], VendorFacts] = {
     ("mesa", "llvmpipe"): VendorFacts(255, 8, "simd"),
 }
 
+
+
+@dataclass(frozen=True)
+class CpuFacts:
+    """Facts a browser does not report about its CPU: SIMD128 registers the wasm engine can
+    allocate (the nnJIT register budget) and the L1 data cache of one core, in bytes."""
+
+    simd_registers: int = 16
+    l1_bytes: int = 32768
+
+
+# Keyed by (architecture, platform) as the probe's wasm section reports them, lower case; platform
+# "" is the architecture-wide entry. x86-64 has 16 xmm registers; AArch64 has 32 NEON registers;
+# Apple's performance cores have a 128 KiB L1D, Cortex-A7x cores 64 KiB, x86 laptops 32-48 KiB.
+CPU_TABLE: dict[tuple[str, str], CpuFacts] = {
+    ("x86-64", ""): CpuFacts(16, 32768),
+    ("x86", ""): CpuFacts(8, 32768),
+    ("arm64", ""): CpuFacts(32, 65536),
+    ("arm64", "macos"): CpuFacts(32, 131072),
+    ("arm64", "android"): CpuFacts(32, 65536),
+    ("arm", ""): CpuFacts(16, 32768),
+}
+
+
+def cpu_facts(arch: str, platform: str) -> CpuFacts:
+    """Table entry for (arch, platform), else the architecture-wide one, else x86-64's."""
+    a, p = arch.lower(), platform.lower()
+    return CPU_TABLE.get((a, p)) or CPU_TABLE.get((a, "")) or CpuFacts()
+
+
 _CPU_NAMES = ("swiftshader", "llvmpipe", "lavapipe", "microsoft basic render")
-_OVERRIDE_KEYS = ("regs_per_thread", "subgroup_width", "execution_model")
+_OVERRIDE_KEYS = ("regs_per_thread", "subgroup_width", "execution_model", "simd_registers", "l1_bytes")
 
 
 def vendor_facts(vendor: str, architecture: str) -> VendorFacts:
@@ -80,10 +112,12 @@ def _camel(name: str) -> str:
 
 @dataclass(frozen=True)
 class DeviceCaps:
-    """Limits and features of one WebGPU adapter, plus vendor facts from ``VENDOR_TABLE``.
+    """Limits and features of one WebGPU adapter, plus vendor facts from ``VENDOR_TABLE``, and the
+    CPU the page runs on for WASM kernels (the probe's ``wasm`` section plus ``CPU_TABLE``).
 
     Contract: immutable; ``fingerprint()`` is a short hex hash that stays the same for the same
-    adapter, driver description, feature level, limits and features (vendor facts and overrides
+    adapter, driver description, feature level, limits and features, and (when the probe had a
+    wasm section) CPU architecture, platform, core count and wasm features (vendor facts and overrides
     are not part of it: they steer the search space, not what the device is); ``to_dict()`` and
     ``from_dict()`` round-trip through JSON.
     """
@@ -103,11 +137,21 @@ class DeviceCaps:
     regs_per_thread: int = 255
     subgroup_width: int = 32
     execution_model: str = "simt"
+    webgpu: bool = True
+    cpu_arch: str = ""
+    cpu_platform: str = ""
+    hardware_concurrency: int = 1
+    wasm_simd: bool = False
+    wasm_relaxed_simd: bool = False
+    wasm_threads: bool = False
+    simd_registers: int = 16
+    l1_bytes: int = 32768
 
     def __post_init__(self) -> None:
         if self.execution_model not in EXECUTION_MODELS:
             raise ValueError(f"execution_model must be one of {EXECUTION_MODELS}, got {self.execution_model!r}")
-        for name in ("regs_per_thread", "subgroup_width", "max_invocations", "max_workgroup_storage"):
+        for name in ("regs_per_thread", "subgroup_width", "max_invocations", "max_workgroup_storage",
+                     "hardware_concurrency", "simd_registers", "l1_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -116,9 +160,12 @@ class DeviceCaps:
     def from_probe(probe: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "DeviceCaps":
         """Build caps from a Probe JSON (keys ``adapter``, ``limits``, ``features``); limit names may
         be camelCase (browser) or kebab-case (wgpu-py). ``overrides`` (from a device YAML) replace
-        the vendor-table values; keys other than regs_per_thread, subgroup_width and
-        execution_model raise ValueError."""
-        if probe.get("webgpu") is False:
+        the vendor-table values; keys other than regs_per_thread, subgroup_width,
+        execution_model, simd_registers and l1_bytes raise ValueError. A probe without WebGPU is
+        accepted only when its ``wasm`` section reports SIMD128 (caps for WASM kernels only)."""
+        wasm = probe.get("wasm") or {}
+        has_webgpu = probe.get("webgpu") is not False
+        if not has_webgpu and not wasm.get("simd"):
             raise ValueError(f"probe reports no WebGPU: {probe.get('error') or 'no adapter'}")
         adapter = probe.get("adapter") or {}
         level = str(adapter.get("featureLevel") or "core")
@@ -127,6 +174,8 @@ class DeviceCaps:
         vendor = str(adapter.get("vendor") or "")
         arch = str(adapter.get("architecture") or "")
         facts = vendor_facts(vendor, arch)
+        cpu_arch, cpu_platform = str(wasm.get("arch") or ""), str(wasm.get("platform") or "")
+        cpu = cpu_facts(cpu_arch, cpu_platform)
         caps = DeviceCaps(
             vendor=vendor,
             architecture=arch,
@@ -147,6 +196,15 @@ class DeviceCaps:
             regs_per_thread=facts.regs_per_thread,
             subgroup_width=facts.subgroup_width,
             execution_model=facts.execution_model,
+            webgpu=has_webgpu,
+            cpu_arch=cpu_arch,
+            cpu_platform=cpu_platform,
+            hardware_concurrency=max(1, int(probe.get("hardwareConcurrency") or 1)),
+            wasm_simd=bool(wasm.get("simd")),
+            wasm_relaxed_simd=bool(wasm.get("relaxedSimd")),
+            wasm_threads=bool(wasm.get("threads")),
+            simd_registers=cpu.simd_registers,
+            l1_bytes=cpu.l1_bytes,
         )
         return caps.with_overrides(overrides) if overrides else caps
 
@@ -181,7 +239,15 @@ class DeviceCaps:
                 "max_workgroups_per_dimension": self.max_workgroups_per_dimension,
             },
             "features": sorted(self.features),
-        }
+        } | self._cpu_identity()
+
+    def _cpu_identity(self) -> dict[str, Any]:
+        # Only probes with a wasm section have a CPU identity, so older fingerprints do not move.
+        if not (self.wasm_simd or self.cpu_arch):
+            return {}
+        return {"cpu": {"arch": self.cpu_arch, "platform": self.cpu_platform,
+                        "hardware_concurrency": self.hardware_concurrency, "wasm_simd": self.wasm_simd,
+                        "wasm_relaxed_simd": self.wasm_relaxed_simd, "wasm_threads": self.wasm_threads}}
 
     def fingerprint(self) -> str:
         """16 hex digits identifying the adapter as far as kernels are concerned."""

@@ -7,6 +7,7 @@ reads results; it never knows which driver ran them.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -16,14 +17,48 @@ from .reference import INPUT_STREAMS
 ERROR_CLASSES = ("compile", "validation", "runtime", "timeout", "device-lost", "wrong-result", "harness", "fallback")
 
 
+KERNEL_KINDS = ("wgsl", "wasm")
+
+
 @dataclass(frozen=True)
 class KernelSource:
-    """One rendered kernel: WGSL source, entry point, dispatch grid and workgroup size."""
+    """One rendered kernel. ``kind`` 'wgsl': WGSL source in ``code``, entry point, dispatch grid
+    and workgroup size. ``kind`` 'wasm': a WebAssembly binary in ``binary`` that imports
+    ``env.memory`` and exports ``entry(A, B, C, u0, u1, scratch)`` (byte addresses, a range of
+    ``units`` work units, this thread's scratch area); the page splits the units over ``threads``
+    threads sharing the memory and gives each ``scratch_bytes`` of scratch; ``code`` is a one-line
+    description for records; workgroups and workgroup_size are unused (1, 1, 1)."""
 
     code: str
     entry: str
     workgroups: tuple[int, int, int]
     workgroup_size: tuple[int, int, int]
+    kind: str = "wgsl"
+    binary: bytes = b""
+    threads: int = 1
+    units: int = 0
+    scratch_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KERNEL_KINDS:
+            raise ValueError(f"kernel kind must be one of {KERNEL_KINDS}, got {self.kind!r}")
+        if self.kind == "wasm" and (not self.binary or self.threads < 1 or self.units < 1):
+            raise ValueError("a wasm kernel needs a binary, threads >= 1 and units >= 1")
+
+    def to_json(self, cid: str) -> dict[str, Any]:
+        """The candidate's form in a batch JSON (see farm/harness/PROTOCOL.md)."""
+        d: dict[str, Any] = {
+            "id": cid,
+            "kind": self.kind,
+            "code": self.code,
+            "entry": self.entry,
+            "workgroups": list(self.workgroups),
+            "workgroupSize": list(self.workgroup_size),
+        }
+        if self.kind == "wasm":
+            d.update(wasm=base64.b64encode(self.binary).decode("ascii"), threads=self.threads,
+                     units=self.units, scratchBytes=self.scratch_bytes)
+        return d
 
 
 @dataclass(frozen=True)
@@ -105,16 +140,7 @@ class Batch:
         return {
             "op": self.op.to_dict(),
             "buffers": [asdict(b) for b in self.buffers],
-            "candidates": [
-                {
-                    "id": c.id,
-                    "code": c.kernel.code,
-                    "entry": c.kernel.entry,
-                    "workgroups": list(c.kernel.workgroups),
-                    "workgroupSize": list(c.kernel.workgroup_size),
-                }
-                for c in self.candidates
-            ],
+            "candidates": [c.kernel.to_json(c.id) for c in self.candidates],
             "measure": self.measure.to_json(),
             "check": {"positions": list(self.check_positions)},
         }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-SOURCES = ("nnJIT", "WebGPU", "ours")
+SOURCES = ("nnJIT", "WebGPU", "WebAssembly", "ours")
 
 
 class Config(Mapping[str, int]):
@@ -103,7 +103,7 @@ class Param:
 class Rule:
     """A pruning rule: ``predicate(config)`` is True for configs that are kept. ``source`` says why
     the rule exists: 'nnJIT' (the nnJIT artifact's lite space), 'WebGPU' (an adapter limit),
-    'ours' (our own pruning); ``doc`` explains it in one line."""
+    'WebAssembly' (a wasm engine limit), 'ours' (our own pruning); ``doc`` explains it in one line."""
 
     name: str
     source: str

@@ -18,6 +18,7 @@ from farm.drivers import DriverError, make_driver
 from farm.store.parquet import ParquetStore
 from farm.store.schema import SCHEMAS, device_state_row
 from farm.validity import merge
+from jit_core.templates import get_template
 
 from .job import DeviceContext, JobRunner
 
@@ -70,8 +71,8 @@ class DeviceWorker:
         self.device, self.exp, self.run_id, self.aggregator = device, experiment, run_id, aggregator
         self.driver = None
         self.runner: JobRunner | None = None
-        self.ctx: DeviceContext | None = None
         self.attempt = 1
+        self.ctx: DeviceContext | None = None
 
     def ping(self) -> int:
         return os.getpid()
@@ -85,7 +86,10 @@ class DeviceWorker:
         self.driver = make_driver(self.device)
         self.driver.open()
         probe = self.driver.probe()
-        if not probe.get("webgpu", True) or probe.get("error"):
+        if get_template(self.exp.tuner.template).backend == "wasm":
+            if not (probe.get("wasm") or {}).get("simd"):
+                raise DriverError("device", f"no WebAssembly SIMD128 on {self.device.id}: {probe.get('wasm')}")
+        elif not probe.get("webgpu", True) or probe.get("error"):
             raise DriverError("device", f"no WebGPU on {self.device.id}: {probe.get('error')}")
         ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides, self.device.tags)
         self.ctx = ctx

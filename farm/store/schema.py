@@ -11,6 +11,8 @@ Every table has ``flags`` (list of strings): the validity flags of farm/validity
 from its probe, plus the record's own), so analysis can exclude or group by them.
 Format 2 added ``flags`` everywhere and the cold numbers and sampling outcome of measurements.
 Every row carries the job ``attempt`` that made it: (job_id, attempt) names one attempt.
+
+Documented column by column, with the history index and series identity, in farm/store/SCHEMA.md.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("stop", pa.string()),            # why sampling stopped: fixed | ci | max-samples | max-time
         ("ci_low_ms", pa.float64()),      # 95 % CI of the median (order statistics), None below 6 samples
         ("ci_high_ms", pa.float64()),
+        ("gpu_ms", pa.list_(pa.float64())),  # GPU-timestamp times where the implementation has them
     ]),
     "jobs": pa.schema(_common + [
         ("status", pa.string()),          # "ok" | "failed" | "skipped" (not run: device quarantined)
@@ -91,6 +94,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("best_config", pa.string()),
         ("best_tune_ms", pa.float64()),
         ("tune_s", pa.float64()),
+        ("cache", pa.string()),           # kernel cache use: "reuse" | "warm-start" | "cold"; null when off
         ("device_busy_s", pa.float64()),
     ]),
     "device_state": pa.schema([

@@ -14,6 +14,7 @@ from ..protocol import KernelSource
 from ..space import Config, Param, Space
 from .matmul_gemv_wgsl import MatmulGemvWGSL
 from .matmul_vec4_wgsl import MatmulVec4WGSL
+from .matmul_wasm_simd import MatmulWasmSimd
 from .matmul_wgsl import MatmulWGSL
 
 
@@ -39,6 +40,7 @@ TEMPLATES: dict[str, type] = {
     MatmulWGSL.name: MatmulWGSL,
     MatmulVec4WGSL.name: MatmulVec4WGSL,
     MatmulGemvWGSL.name: MatmulGemvWGSL,
+    MatmulWasmSimd.name: MatmulWasmSimd,
 }
 
 
@@ -50,4 +52,4 @@ def get_template(name: str) -> Template:
         raise ValueError(f"unknown template {name!r}; known: {sorted(TEMPLATES)}") from None
 
 
-__all__ = ["MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWGSL", "TEMPLATES", "Template", "get_template"]
+__all__ = ["MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWasmSimd", "MatmulWGSL", "TEMPLATES", "Template", "get_template"]

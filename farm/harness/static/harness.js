@@ -7,6 +7,7 @@ import {
 } from './timing.js';
 import { makeBaselineRunner } from './baselines.js';
 import { probeWebCapabilities } from './webcaps.js';
+import { probeWasm, runWasmBatch } from './wasm_runner.js';
 
 const VERSION = '0.1.0';
 const PARAMS = new URLSearchParams(location.search);
@@ -182,9 +183,9 @@ async function measureTimestampResolution(state) {
       await read.mapAsync(GPUMapMode.READ);
       const ts = Array.from(new BigUint64Array(read.getMappedRange().slice(0))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       read.unmap();
-      // The tick is the GCD of all steps: quantized timestamps (Chromium rounds to about 100 us
-      // without developer features) are all multiples of it, while the smallest step alone would
-      // be the duration of a tiny pass on a slow adapter.
+      // The tick is the GCD of all steps: quantized timestamps (browsers may round them, e.g.
+      // to 100 us) are all multiples of it, while the smallest step alone would be the duration
+      // of a tiny pass on a slow adapter.
       let g = 0n;
       for (let i = 1; i < ts.length; i++) {
         let a = ts[i] - ts[i - 1];
@@ -268,6 +269,7 @@ async function probe() {
     hardwareConcurrency: navigator.hardwareConcurrency ?? null,
     requestedFeatureLevel: FEATURE_LEVEL, harnessVersion: VERSION,
     timerResolutionMs: { timestamp: null, wall: measureWallResolution() },
+    wasm: await probeWasm(),
     web: await probeWebCapabilities(),
   };
   let state;
@@ -530,6 +532,9 @@ async function getGpuBounded(ms) {
 }
 
 async function runBatch(batch) {
+  if ((batch.candidates || []).some((c) => c.kind === 'wasm')) {
+    return runWasmBatch(batch, { wallResolutionMs: measureWallResolution() });
+  }
   const measure = batch.measure || {};
   const positions = (batch.check && batch.check.positions) || [];
   const timeoutMs = measure.timeoutMs ?? 30000;

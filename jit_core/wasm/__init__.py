@@ -1,0 +1,1 @@
+"""WebAssembly backend: a direct binary encoder and the kernels emitted with it."""
