@@ -26,6 +26,16 @@ def child_pids(pid: int, name: str | None = None) -> list[int]:
     return out
 
 
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``, from /proc parent links at the time of the call."""
+    out, todo = [], [root]
+    while todo:
+        for child in child_pids(todo.pop()):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")

@@ -7,7 +7,7 @@ Tables (one folder of part files each under ``results/<run_id>/``):
 - ``device_state``: one row per device before each job: the covariates its driver reads
   (phones: battery, thermal status, Chrome version, GPU renderer) and the cool-down wait.
 
-Every table but ``device_state`` has ``flags`` (list of strings): the validity flags of farm/validity.py (the device's,
+Every table has ``flags`` (list of strings): the validity flags of farm/validity.py (the device's,
 from its probe, plus the record's own), so analysis can exclude or group by them.
 Format 2 added ``flags`` everywhere and the cold numbers and sampling outcome of measurements.
 Every row carries the job ``attempt`` that made it: (job_id, attempt) names one attempt.

@@ -145,7 +145,7 @@ devices: [local-appium-chromium]
 seed: 2
 ops:
   - {kind: matmul, M: 48, N: 48, K: 48, label: square}
-tuner: {budget_s: 60, max_evals: 12, batch_size: 2}
+tuner: {budget_s: 60, max_evals: 12, batch_size: 2, cache: "off"}
 measure: {warmup: 1, samples: 3, min_sample_ms: 20, max_reps: 64}
 compare: {rounds: 1, samples: 2}
 baselines: []
