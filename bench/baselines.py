@@ -6,8 +6,10 @@
 Runs the farm's own job (tune within ``--budget-s``, then the winner and each baseline interleaved
 A B C ... for ``--rounds`` rounds in the same page, same inputs, same wall-clock timer layer) and
 prints per implementation: the median of the pooled per-run samples, its 95 % CI (order
-statistics), n, the backend and adapter that actually ran, the validity flags, and the baseline's
-time over the tuned kernel's (a ratio measured side by side in one run). With ``--summary FILE``
+statistics), n, the backend and adapter that actually ran, the validity flags, the baseline's
+time over the tuned kernel's (a ratio measured side by side in one run), and GPU-timestamp times
+where both the device and the implementation have them (ours: per dispatch in a pass; TF.js: one
+call, from tf.time). With ``--summary FILE``
 the table is also written as Markdown.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -86,6 +89,7 @@ def main() -> int:
             rows.extend(batch)
 
     t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
     with make_driver(device) as driver:
         probe = driver.probe()
         ctx = DeviceContext.from_probe(device.id, probe, device.caps_overrides, device.tags)
@@ -99,7 +103,8 @@ def main() -> int:
     jit = [x for r in rows if r["impl"] == "jit" and r["ok"] and r["check_ok"] for x in r["samples_ms"]]
     jit_med = median(jit) if jit else None
     cmd = "python bench/baselines.py " + " ".join(sys.argv[1:])
-    header = "| impl | backend used | adapter | device | median ms | 95% CI ms | n | ratio to jit | flags / error |"
+    header = ("| impl | backend used | adapter | device | median ms | 95% CI ms | n | ratio to jit "
+              "| GPU-timestamp ms (median, n) | flags / error |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for impl in ["jit"] + names:
         mine = [r for r in rows if r["impl"] == impl]
@@ -111,16 +116,19 @@ def main() -> int:
         ci = median_ci(samples) if samples else None
         cfg = json.loads(mine[0]["config"]) if mine and impl != "jit" and mine[0].get("config") else {}
         ratio = f"{med / jit_med:.2f}" if med and jit_med and impl != "jit" else ("1" if impl == "jit" and med else "-")
+        gpu = [x for r in good for x in (r.get("gpu_ms") if r.get("gpu_ms") is not None else [])]
         cells = [
             impl, str(mine[0].get("backend_used") if mine else "-"), adapter_of(impl, mine, ctx.adapter),
             str(cfg.get("device") or ("harness" if impl == "jit" else "-")) + (f", {cfg['threads']} threads" if cfg.get("threads") else ""),
             f"{med:.4f}" if med else "-", f"{ci[0]:.4f}-{ci[1]:.4f}" if ci else "-", str(len(samples)), ratio,
+            f"{median(gpu):.4f} ({len(gpu)})" if gpu else "-",
             ", ".join(flags) + ((" " if flags else "") + (err or "")[:160] if err else ""),
         ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     text = (f"# bench/baselines.py: {op.key()} on {device.id} ({ctx.adapter})\n\nCommand: `{cmd}`\n\n"
             f"Tuned config: {summary.get('best_config')}; device flags: {', '.join(ctx.flags) or 'none'}; "
-            f"versions: {', '.join(f'{k} {v}' for k, v in versions.items())}; wall {wall:.0f} s.\n"
+            f"versions: {', '.join(f'{k} {v}' for k, v in versions.items())}; wall {wall:.0f} s; "
+            f"1-min load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end, on {os.cpu_count()} cores.\n"
             f"Wall-clock timer layer (dispatch or op call, sync by readback), {args.rounds} interleaved rounds of "
             f"{args.samples} samples, each sample >= {args.min_sample_ms} ms; n = pooled samples.\n\n"
             + "\n".join(lines) + "\n")

@@ -1,4 +1,4 @@
-"""`jitfarm` command line: run | report | devices list | devices probe."""
+"""`jitfarm` command line: run | runs | report | compare | regress | dashboard | space | devices list | devices probe."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from farm.config.errors import UserError
+from farm.report.commands import register as register_result_commands
 
 
 def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -45,20 +46,6 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 1 if failed else 0
 
 
-def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from farm.analysis.summary import summarize
-    from farm.report.console import print_results
-    from farm.store.parquet import ParquetStore
-
-    run_dir = Path(args.results_dir) / args.run_id
-    if not (run_dir / "manifest.json").exists():
-        raise UserError(f"no run {args.run_id!r} under {args.results_dir}/. Fix: pass a run id that "
-                        f"`ls {args.results_dir}` shows")
-    store = ParquetStore(run_dir)
-    print_results(summarize(store), list(store.read_manifest()["experiment"].get("baselines", [])), out)
-    return 0
-
-
 def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     from rich.table import Table
 
@@ -86,6 +73,23 @@ def _cmd_devices_list(args: argparse.Namespace, out: Console, err: Console) -> i
             tags = ", ".join(f"{k}={v}" for k, v in spec.tags.items())
             table.add_row(spec.id, spec.driver, spec.name, tags, "ok")
     out.print(table)
+    return 0
+
+
+def _cmd_space(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from farm.config.devices import find_device
+    from farm.drivers import make_driver
+    from farm.report.space import parse_op, print_space
+    from farm.scheduler.job import DeviceContext
+    from jit_core.templates import TEMPLATES
+
+    op = parse_op(args.op)
+    if args.template and args.template not in TEMPLATES:
+        raise UserError(f"--template {args.template!r} is unknown. Fix: use one of {sorted(TEMPLATES)}")
+    device = find_device(Path(args.devices_dir or "device_configs"), args.device, where="--device", key="device")
+    with make_driver(device) as driver:  # the space depends on what the adapter reports
+        ctx = DeviceContext.from_probe(device.id, driver.probe(), device.caps_overrides)
+    print_space(op, ctx.caps, f"{device.id}: {ctx.adapter}", [args.template] if args.template else sorted(TEMPLATES), out)
     return 0
 
 
@@ -117,10 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: ../device_configs of the experiment)")
     run.add_argument("--address", default=None, help="Ray cluster to join: 'auto', host:port or ray://host:port (README: a farm of several machines); default: a private local Ray")
     run.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="print the result table of a finished run")
-    rep.add_argument("run_id")
-    rep.add_argument("--results-dir", default="results")
-    rep.set_defaults(func=_cmd_report)
+    register_result_commands(sub)  # runs | report | compare | regress | dashboard
     dev = sub.add_parser("devices", help="device configs")
     dsub = dev.add_subparsers(dest="devices_command", required=True)
     dl = dsub.add_parser("list", help="list device configs and whether they are valid")
@@ -132,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--devices-dir", default=None)
     dp.add_argument("--json", action="store_true", help="print the raw probe as JSON")
     dp.set_defaults(func=_cmd_devices_probe)
+    sp = sub.add_parser("space", help="search-space sizes of an op on a device: raw, per pruning rule, TVM-like")
+    sp.add_argument("--device", required=True, help="device id in the devices folder (its adapter is probed)")
+    sp.add_argument("--op", required=True, help="matmul shape MxNxK (or BxMxNxK)")
+    sp.add_argument("--template", default=None, help="one template (default: all)")
+    sp.add_argument("--devices-dir", default=None, help="folder of device YAMLs (default: device_configs)")
+    sp.set_defaults(func=_cmd_space)
     return p
 
 

@@ -13,6 +13,10 @@ Record flags:
 - ``adapter-mismatch``: an implementation ran on another adapter than our kernels.
 - ``short-samples``: samples stayed under the minimum span (max_reps reached first).
 - ``single-thread``: a WASM baseline ran one thread on a multi-core, isolated page.
+- ``device-warm``: the device's cool-down rule gave up waiting (the battery was still above its
+  threshold when the job started); on every record of that job.
+- ``gpu-timestamps-implausible``: a library's GPU-timestamp time exceeds its wall time (its
+  timestamps do not bracket the work on this adapter; ``gpu_ms`` is then not to be trusted).
 """
 
 from __future__ import annotations

@@ -96,7 +96,26 @@ def _expected_values(op: OpSpec, seed: int, positions: tuple[int, ...]) -> np.nd
     p = np.asarray(positions, dtype=np.int64)
     bi, rem = np.divmod(p, op.M * op.N)
     ri, ci = np.divmod(rem, op.N)
-    return np.einsum("pk,pk->p", a[bi, ri, :], b[bi, :, ci].reshape(len(p), op.K))
+    out = np.einsum("pk,pk->p", a[bi, ri, :], b[bi, :, ci].reshape(len(p), op.K))
+    if op.bias:
+        out = out + ins["bias"].astype(np.float64)[ci]
+    return activation(op.act, out)
+
+
+GELU_C = 0.7978845608028654  # sqrt(2 / pi)
+
+
+def activation(act: str, x: np.ndarray) -> np.ndarray:
+    """The epilogue activations of ``MatMul.act``; GELU is the tanh approximation templates emit."""
+    if act == "none":
+        return x
+    if act == "relu":
+        return np.maximum(x, 0.0)
+    if act == "gelu":
+        return 0.5 * x * (1.0 + np.tanh(GELU_C * (x + 0.044715 * x**3)))
+    if act == "silu":
+        return x / (1.0 + np.exp(-x))
+    raise ValueError(f"unknown activation {act!r}")
 
 
 @dataclass(frozen=True)

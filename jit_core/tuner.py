@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from .caps import DeviceCaps
@@ -27,10 +27,13 @@ STOP_REASONS = ("space-exhausted", "time-budget", "eval-budget")
 
 @dataclass(frozen=True)
 class TuneOptions:
-    """How to tune one op: ``strategy`` name, wall-clock ``budget_s`` (checked before each batch),
+    """How to tune one op: ``strategy`` name, wall-clock ``budget_s`` (checked before each batch
+    but the first),
     optional ``max_evals`` (candidates tried, failures included), ``batch_size`` candidates per
     device round trip, ``seed`` for inputs, check positions and the strategy, ``measure`` (how each
-    candidate is timed) and ``check_count`` (random output positions verified besides the edges)."""
+    candidate is timed; a strategy may ask for fewer samples, see ``Strategy.samples``),
+    ``check_count`` (random output positions verified besides the edges) and ``start``: configs
+    tried first (a cached winner and runners-up: warm start; ignored where not in the space)."""
 
     strategy: str = "exhaustive"
     budget_s: float = 30.0
@@ -39,6 +42,7 @@ class TuneOptions:
     seed: int = 1
     measure: MeasureSpec = field(default_factory=MeasureSpec)
     check_count: int = 64
+    start: tuple[Config, ...] = ()
 
     def __post_init__(self) -> None:
         if self.budget_s <= 0:
@@ -55,7 +59,9 @@ class TrialRecord:
     ``error_class`` is then None, else one of the protocol's classes plus 'codegen' (render
     failed) and 'wrong-result'. ``median_ms`` is the median of ``samples_ms`` (the cost);
     ``elapsed_s`` is seconds since the tune started, at the end of the candidate's batch;
-    ``best_so_far_ms`` is the best cost among ok trials up to and including this one."""
+    ``best_so_far_ms`` is the cost of the config the tuner would return if it stopped after this
+    trial (the strategy's best; for successive halving, the best of its most-sampled rung) and
+    ``best_config_key`` that config: (elapsed_s, best_so_far_ms) is the tuning curve."""
 
     index: int
     config: dict[str, int]
@@ -75,6 +81,7 @@ class TrialRecord:
     max_rel_err: float | None = None
     elapsed_s: float = 0.0
     best_so_far_ms: float | None = None
+    best_config_key: str | None = None
     flags: list[str] = field(default_factory=list)  # the device's measurement flags, e.g. short-samples
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +105,7 @@ class TuneResult:
     stopped: str
     strategy: str = "exhaustive"
     space_report: dict[str, Any] = field(default_factory=dict)
+    start: list[str] = field(default_factory=list)
 
     @property
     def best_config(self) -> Config | None:
@@ -118,6 +126,7 @@ class TuneResult:
             "space_report": self.space_report,
             "elapsed_s": self.elapsed_s,
             "stopped": self.stopped,
+            "start": list(self.start),
         }
 
 
@@ -129,21 +138,25 @@ def tune(
     *,
     options: TuneOptions = TuneOptions(),
     on_trial: Callable[[TrialRecord], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> TuneResult:
     """Tune ``op`` with ``template`` on the device behind ``runner`` until the space, the time
     budget or the evaluation budget is exhausted. ``on_trial`` is called with each record as soon
-    as its batch is back (stream it to storage there)."""
-    t0 = time.perf_counter()
+    as its batch is back (stream it to storage there). ``clock`` (seconds) measures the budget and
+    the trace: wall time by default; a replay of recorded timings passes its simulated device clock."""
+    t0 = clock()
     tpl = get_template(template) if isinstance(template, str) else template
     space = tpl.space(op, caps)
-    strategy = get_strategy(options.strategy, space, seed=options.seed)
+    strategy = get_strategy(options.strategy, space, seed=options.seed, start=options.start,
+                            samples=options.measure.samples)
     positions = check_positions(op, options.check_count, options.seed)
     trials: list[TrialRecord] = []
     best: TrialRecord | None = None
+    latest: dict[Config, TrialRecord] = {}
     batch_wall: list[float] = []  # seconds per candidate of past batches
 
     def elapsed() -> float:
-        return time.perf_counter() - t0
+        return clock() - t0
 
     while True:
         if strategy.done:
@@ -153,7 +166,7 @@ def tune(
             stopped = "eval-budget"
             break
         remaining = options.budget_s - elapsed()
-        if remaining <= 0:
+        if remaining <= 0 and trials:  # the first batch always runs: a tune returns something
             stopped = "time-budget"
             break
         n = options.batch_size
@@ -167,19 +180,22 @@ def tune(
         if not configs:
             stopped = "space-exhausted"
             break
-        batch_t0 = time.perf_counter()
-        records = _run_batch(op, tpl, configs, runner, options, positions, first_index=len(trials))
-        batch_wall.append((time.perf_counter() - batch_t0) / len(configs))
+        measure = options.measure if not strategy.samples else replace(options.measure, samples=strategy.samples)
+        batch_t0 = clock()
+        records = _run_batch(op, tpl, configs, runner, options, measure, positions, first_index=len(trials))
+        batch_wall.append((clock() - batch_t0) / len(configs))
         now = elapsed()
         for config, rec in zip(configs, records):
             rec.elapsed_s = now
-            if rec.ok and rec.median_ms is not None and (best is None or rec.median_ms < best.median_ms):
-                best = rec
+            latest[config] = rec
+            strategy.tell(config, rec.median_ms if rec.ok else None)
+            winner = strategy.best
+            best = None if winner is None else latest[winner[0]]
             rec.best_so_far_ms = None if best is None else best.median_ms
+            rec.best_config_key = None if best is None else best.config_key
             trials.append(rec)
             if on_trial is not None:
                 on_trial(rec)
-            strategy.tell(config, rec.median_ms if rec.ok else None)
 
     return TuneResult(
         op=op,
@@ -194,6 +210,7 @@ def tune(
         stopped=stopped,
         strategy=options.strategy,
         space_report=space.report(),
+        start=[c.key() for c in options.start if c in space],
     )
 
 
@@ -203,6 +220,7 @@ def _run_batch(
     configs: list[Config],
     runner: Runner,
     options: TuneOptions,
+    measure: MeasureSpec,
     positions: list[int],
     *,
     first_index: int,
@@ -221,7 +239,7 @@ def _run_batch(
         slot[cid] = i
         kernels.append((cid, kernel))
     if kernels:
-        batch = make_batch(op, kernels, seed=options.seed, measure=options.measure, check_positions=positions)
+        batch = make_batch(op, kernels, seed=options.seed, measure=measure, check_positions=positions)
         results = {r.id: r for r in runner.run_batch(batch)}
         for cid, i in slot.items():
             res = results.get(cid)

@@ -42,7 +42,7 @@ else
   say "Debian packages present"
 fi
 
-# 2. The harness's npm packages (TF.js), exactly as the lockfile pins them.
+# 2. The harness's npm packages (TF.js, ONNX Runtime Web), exactly as the lockfile pins them.
 stamp=farm/harness/node_modules/.jitfarm-lock
 if [ ! -f "$stamp" ] || ! cmp -s farm/harness/package-lock.json "$stamp"; then
   say "installing harness npm packages from farm/harness/package-lock.json"

@@ -7,6 +7,7 @@ from typing import Any
 
 from jit_core.ops import OpSpec
 from jit_core.protocol import op_buffers
+from jit_core.reference import INPUT_STREAMS
 
 from .onnx_models import model_spec
 
@@ -48,7 +49,6 @@ def baseline_spec(name: str, op: OpSpec, *, seed: int, measure: dict[str, Any], 
         raise ValueError(f"device must be one of {DEVICE_SOURCES}, got {device!r}")
     buffers = [asdict(x) for x in op_buffers(op, seed)]
     if graph == "gemm-bias":
-        from jit_core.reference import INPUT_STREAMS
         buffers.insert(2, {"name": "bias", "binding": 2, "size": op.N, "access": "read", "init": "prng",
                            "seed": seed, "stream": INPUT_STREAMS["bias"], "dtype": "f32", "output": False})
     spec: dict[str, Any] = {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from jit_core.ops import MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
+from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
 from jit_core.templates import TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
@@ -18,18 +19,25 @@ from .faults import FaultSpec, read_faults
 from .reader import Reader, load_yaml
 from .selection import select_devices
 
-STRATEGIES = ("exhaustive",)
+STRATEGIES = tuple(_SEARCH_STRATEGIES)  # exhaustive, random, successive-halving, hill-climb
 BASELINES = tuple(CATALOG)
 
 
 @dataclass(frozen=True)
 class TunerSpec:
+    """How each op is tuned. ``cache``: the kernel cache file, 'auto' (``<results-dir>/kernel-cache.json``,
+    resolved when the run starts), 'off', or a path (relative to the working directory); on a hit
+    for the same device only ``cache_retime`` cached configs (winner first) are timed again; a
+    device of the same vendor and architecture starts its search from them."""
+
     template: str = "matmul-wgsl"
     strategy: str = "exhaustive"
     budget_s: float = 30.0
     max_evals: int | None = None
     batch_size: int = 8
     check_count: int = 64
+    cache: str = "auto"
+    cache_retime: int = 3
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,28 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
     return label or op.shape_str(), op
 
 
+CACHE_FILE = "kernel-cache.json"
+
+
+def resolve_cache(exp: ExperimentSpec, results_dir: Path) -> ExperimentSpec:
+    """``exp`` with ``tuner.cache`` as an absolute file path ('auto': ``results_dir/kernel-cache.json``)
+    or 'off', so every worker of the run, wherever its working directory, uses the same file."""
+    cache = exp.tuner.cache
+    if cache == "off":
+        return exp
+    path = results_dir / CACHE_FILE if cache == "auto" else Path(cache)
+    return replace(exp, tuner=replace(exp.tuner, cache=str(path.resolve())))
+
+
+def _cache_setting(t: Reader) -> str:
+    raw = t.get("cache", (str, bool), "auto")  # YAML reads a bare `off` as false
+    if isinstance(raw, bool):
+        return "auto" if raw else "off"
+    if not raw.strip():
+        raise t.error("cache", "empty cache setting", "use 'auto', 'off' or a file path such as results/kernel-cache.json")
+    return raw
+
+
 def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSpec:
     """Load and validate an experiment and every device it names. Raises ConfigError (naming file,
     key and fix) before anything runs. ``devices_dir`` defaults to the experiment's
@@ -143,6 +173,8 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         max_evals=t.positive("max_evals", int, None),
         batch_size=t.positive("batch_size", int, 8),
         check_count=t.get("check_count", int, 64),
+        cache=_cache_setting(t),
+        cache_retime=t.positive("cache_retime", int, 3),
     )
     t.finish()
     m = r.sub("measure")

@@ -171,6 +171,7 @@ class NativeDriver(DeviceDriver):
         self._timestamp_period_ns: float | None = None
         self._wall_res_ms: float | None = None
         self._timestamp_res_ms: float | None = None
+        self._timestamp_check: dict[str, Any] | None = None
 
     # ----- lifecycle
 
@@ -237,6 +238,10 @@ class NativeDriver(DeviceDriver):
                 self._timestamp_period_ns = 1.0
         return device
 
+    @property
+    def _timestamp_usable(self) -> bool:
+        return bool(self._timestamp_check and self._timestamp_check["bracketsWork"])
+
     def _measure_timestamp_resolution_ms(self) -> float | None:
         """Resolution of GPU timestamps from many back-to-back tiny passes (the timer's real
         resolution, which can be coarser than the queue's timestamp period)."""
@@ -270,6 +275,7 @@ class NativeDriver(DeviceDriver):
             read.map_sync(wgpu.MapMode.READ)
             ticks = np.sort(np.frombuffer(read.read_mapped(copy=True), dtype=np.uint64))
             read.unmap()
+            self._timestamp_check = self._check_timestamps_bracket_work(qs, resolve, read, pipeline, bind)
         except Exception as e:  # noqa: BLE001 - a probe detail, not a reason to fail
             log.warning("could not measure the timestamp resolution: %s", e)
             return (self._timestamp_period_ns or 1.0) * 1e-6
@@ -280,6 +286,35 @@ class NativeDriver(DeviceDriver):
         # The tick is the GCD of all steps (quantized timestamps are multiples of it); the
         # smallest step alone would be the duration of a tiny pass on a slow adapter.
         return float(np.gcd.reduce(steps)) * (self._timestamp_period_ns or 1.0) * 1e-6
+
+    def _check_timestamps_bracket_work(self, qs: Any, resolve: Any, read: Any, pipeline: Any, bind: Any) -> dict[str, Any]:
+        """Timed as samples are (one pass per submit): a pass of 1 dispatch and one of 256 must
+        span clearly different times, or GPU timestamps do not time the work (harness.js does the
+        same check)."""
+        spans, wall_ms = [], 0.0
+        for reps in (1, 256):
+            enc = self._device.create_command_encoder()
+            cp = enc.begin_compute_pass(timestamp_writes={
+                "query_set": qs, "beginning_of_pass_write_index": 0, "end_of_pass_write_index": 1})
+            cp.set_pipeline(pipeline)
+            cp.set_bind_group(0, bind)
+            for _ in range(reps):
+                cp.dispatch_workgroups(1)
+            cp.end()
+            enc.resolve_query_set(qs, 0, 2, resolve, 0)
+            enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16)
+            t0 = time.perf_counter()
+            self._device.queue.submit([enc.finish()])
+            read.map_sync(self._wgpu.MapMode.READ)
+            wall_ms = (time.perf_counter() - t0) * 1e3
+            begin, end = (int(x) for x in np.frombuffer(read.read_mapped(copy=True), dtype=np.uint64)[:2])
+            read.unmap()
+            spans.append(max(0, end - begin) * (self._timestamp_period_ns or 1.0) * 1e-6)
+        one, many = spans
+        ok = many >= 8 * max(one, 1e-6) or many >= 0.25 * wall_ms
+        if not ok:
+            log.warning("GPU timestamps do not bracket a pass's work (%s ms): timing with the wall clock", spans)
+        return {"bracketsWork": ok, "spansMs": spans, "wallMs": wall_ms}
 
     def _renew_device(self) -> None:
         try:
@@ -329,6 +364,8 @@ class NativeDriver(DeviceDriver):
             "hardwareConcurrency": os.cpu_count(),
             "timerResolutionMs": {"timestamp": self._timestamp_res_ms, "wall": self._wall_res_ms},
             "timestampPeriodNs": ts,
+            "timestampCheck": self._timestamp_check,
+            "timestampUsable": self._timestamp_usable,
         }
 
     def versions(self) -> dict[str, str]:
@@ -468,7 +505,7 @@ class NativeDriver(DeviceDriver):
             self._sync(gpu)
             check_time("warmup")
             t = self._wall_sample(pipeline, gpu, k.workgroups, 1)
-            use_ts = m.timer == "auto" and gpu.query_set is not None
+            use_ts = m.timer == "auto" and gpu.query_set is not None and self._timestamp_usable
             res.timer_kind = "timestamp" if use_ts else "wall"
             res.timer_resolution_ms = self._timestamp_res_ms if use_ts else self._wall_res_ms
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -16,6 +17,7 @@ from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
 from farm.store.parquet import ParquetStore
 from farm.store.schema import SCHEMAS, device_state_row
+from farm.validity import merge
 from jit_core.templates import get_template
 
 from .job import DeviceContext, JobRunner
@@ -47,6 +49,14 @@ class Aggregator:
         return self.rows
 
 
+def job_context(ctx: DeviceContext, state: dict[str, Any]) -> DeviceContext:
+    """The device context for one job: with the ``device-warm`` flag on every record of the job
+    when the device's cool-down rule gave up waiting (``state['cooled'] is False``)."""
+    if state.get("cooled") is False:
+        return dataclasses.replace(ctx, flags=tuple(merge(ctx.flags, ["device-warm"])))
+    return ctx
+
+
 class DeviceWorker:
     """Owns one device for the whole run: opens its driver, probes it, runs its jobs one at a
     time (one measurement at a time per device), closes it.
@@ -62,6 +72,7 @@ class DeviceWorker:
         self.driver = None
         self.runner: JobRunner | None = None
         self.attempt = 1
+        self.ctx: DeviceContext | None = None
 
     def ping(self) -> int:
         return os.getpid()
@@ -81,6 +92,7 @@ class DeviceWorker:
         elif not probe.get("webgpu", True) or probe.get("error"):
             raise DriverError("device", f"no WebGPU on {self.device.id}: {probe.get('error')}")
         ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides, self.device.tags)
+        self.ctx = ctx
         self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
@@ -101,9 +113,10 @@ class DeviceWorker:
         self.attempt = attempt
         try:
             state = self.driver.before_job()
+            self.runner.ctx = job_context(self.ctx, state)
             if state:
-                self._emit("device_state", [device_state_row(self.run_id, job.job_id, self.device.id,
-                                                             time.time(), state)])
+                self._emit("device_state", [device_state_row(self.run_id, job.job_id, self.device.id, time.time(),
+                                                             state, list(self.runner.ctx.flags))])
             summary = self.runner.run(job, attempt)
         except DriverError as exc:
             summary = self._failed(job, exc.error_class, exc.message)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from jit_core.cache import TuneCache, plan_tune
 from jit_core.caps import DeviceCaps
 from jit_core.protocol import CandidateResult, make_batch
 from jit_core.reference import check_outputs, check_positions
@@ -29,7 +30,7 @@ Emit = Callable[[str, list[dict[str, Any]]], None]
 Progress = Callable[[dict[str, Any]], None]
 
 BASELINE_LIBRARIES = {name: (b.library, b.backend) for name, b in CATALOG.items()}
-WASM_DEVICE_FLAGS = ("not-isolated",)
+WASM_DEVICE_FLAGS = ("not-isolated", "device-warm")
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,16 @@ class JobRunner:
         self.progress = progress or (lambda info: None)
         self.timer = BusyTimer(driver)
         # What runs the kernels: the WebGPU adapter, or the CPU for WASM templates.
-        wasm = get_template(experiment.tuner.template).backend == "wasm"
-        self.adapter = cpu_label(ctx.caps) if wasm else ctx.adapter
-        # WebGPU adapter flags say nothing about the CPU that runs WASM kernels.
-        self.flags = [f for f in ctx.flags if f in WASM_DEVICE_FLAGS] if wasm else list(ctx.flags)
+        self._wasm = get_template(experiment.tuner.template).backend == "wasm"
+        self.adapter = cpu_label(ctx.caps) if self._wasm else ctx.adapter
+
+    @property
+    def flags(self) -> list[str]:
+        """The device's flags for this job's records (``ctx`` may change between jobs, e.g. with
+        ``device-warm``). WebGPU adapter flags say nothing about the CPU that runs WASM kernels."""
+        if self._wasm:
+            return [f for f in self.ctx.flags if f in WASM_DEVICE_FLAGS]
+        return list(self.ctx.flags)
 
     def _common(self, job: JobSpec) -> dict[str, Any]:
         return {
@@ -141,19 +148,28 @@ class JobRunner:
             self.progress({"op": job.label, "phase": "tune", **counts})
 
         self.progress({"op": job.label, "phase": "tune", **counts})
+        cache = None if exp.tuner.cache == "off" else TuneCache(exp.tuner.cache)
+        plan = plan_tune(cache, op, template.name, template.version, self.ctx.caps, options,
+                         retime=exp.tuner.cache_retime)
         t0 = time.perf_counter()
         try:
-            result = tune(op, template, self.ctx.caps, self.timer, options=options, on_trial=on_trial)
+            result = tune(op, template, self.ctx.caps, self.timer, options=plan.options, on_trial=on_trial)
+            if plan.mode == "reuse" and result.best is None:  # cached winners fail now: tune afresh
+                shift = len(result.trials)
+                result = tune(op, template, self.ctx.caps, self.timer, options=options,
+                              on_trial=lambda rec: on_trial(replace(rec, index=rec.index + shift)))
         finally:
             if pending:
                 self.emit("trials", pending[:])
                 pending.clear()
         tune_s = time.perf_counter() - t0
+        if cache is not None:
+            cache.put(result, self.ctx.caps)
         summary: dict[str, Any] = {
             **self._common(job), "attempt": attempt, "template": template.name,
             "strategy": exp.tuner.strategy, "space_size": result.space_size,
             "raw_space_size": result.raw_space_size, "trials": len(result.trials),
-            "stopped": result.stopped, "tune_s": tune_s,
+            "stopped": result.stopped, "tune_s": tune_s, "cache": plan.mode if cache is not None else None,
         }
         if result.best is None:
             errors = sorted({t.error_class or "?" for t in result.trials})
@@ -182,9 +198,16 @@ class JobRunner:
         batch_json = batch.to_json()
         rows: list[dict[str, Any]] = []
         specs: dict[str, dict[str, Any]] = {}
+        gpu_batch = None
+        if self.ctx.probe.get("timestampUsable") and "timestamp-query" in (self.ctx.probe.get("features") or []):
+            gpu_batch = replace(batch, measure=replace(measure, timer="auto", samples=3, target_ci_rel=None))
         for rnd in range(exp.compare.rounds):
             res = self.timer.run_batch(batch)[0]
-            rows.append(self._winner_row(job, template, best, rnd, res, positions))
+            row = self._winner_row(job, template, best, rnd, res, positions)
+            if gpu_batch is not None:  # GPU timestamps too, next to the wall clock of the fair protocol
+                g = self.timer.run_batch(gpu_batch)[0]
+                row["gpu_ms"] = g.samples_ms if g.ok and g.timer_kind == "timestamp" else None
+            rows.append(row)
             for name in exp.baselines:
                 spec = specs.get(name) or specs.setdefault(name, baseline_spec(
                     name, op, seed=exp.seed, measure=batch_json["measure"], positions=positions,
@@ -223,7 +246,8 @@ class JobRunner:
             "library_version": res.get("libraryVersion"), "backend_requested": res.get("backendRequested"),
             "backend_used": res.get("backendUsed"), "impl_adapter": impl_adapter,
             "config": json.dumps({"library": res.get("library"), "backend": res.get("backendRequested"),
-                                  "device": res.get("deviceSource"), "threads": res.get("threads")}),
+                                  "device": res.get("deviceSource"), "threads": res.get("threads"),
+                                  "notes": res.get("notes") or []}),
             "round": rnd, "ok": ok, "check_ok": bool(check and check.ok),
             "error_class": res.get("errorClass") or (None if check is None or check.ok else "wrong-result"),
             "error": res.get("error") or (check.message if check and not check.ok else None),
@@ -231,5 +255,6 @@ class JobRunner:
             "timer_kind": timer.get("kind"), "timer_resolution_ms": timer.get("resolutionMs"),
             "compile_ms": res.get("compileMs"), "first_run_ms": res.get("firstRunMs"), "stop": res.get("stop"),
             "ci_low_ms": ci[0] if ci else None, "ci_high_ms": ci[1] if ci else None,
+            "gpu_ms": [float(x) for x in res.get("gpuMs") or []] or None,
             "flags": merge(self.flags, baseline_flags(res, self.ctx.adapter, impl_adapter, self.ctx.probe)),
         }

@@ -14,7 +14,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from farm.config.experiments import ExperimentSpec, JobSpec
+from farm.config.experiments import ExperimentSpec, JobSpec, resolve_cache
+from farm.store.history import record_run
 from farm.store.parquet import ParquetStore
 
 from .actors import Aggregator, DeviceWorker
@@ -99,6 +100,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
     """Run every job of ``exp`` (or, with ``options.resume``, every job of that run without an ok
     record); records land under ``results_dir/<run_id>/`` as they are made."""
     console = console or Console(stderr=True)
+    exp = resolve_cache(exp, options.results_dir)
     run_id, store, plan = _prepare(exp, options, console)
     run_dir = store.run_dir
     t_start = time.perf_counter()
@@ -168,6 +170,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
         manifest = store.read_manifest()
         store.update_manifest(status=status, wall_s=manifest.get("wall_s", 0.0) + wall_s if options.resume else wall_s,
                               devices={**manifest.get("devices", {}), **devices})
+        record_run(options.results_dir, run_dir)
         if agg is not None and not owns_ray:
             ray.kill(agg)
         if owns_ray and ray.is_initialized():

@@ -11,6 +11,8 @@ Every table but ``device_state`` has ``flags`` (list of strings): the validity f
 from its probe, plus the record's own), so analysis can exclude or group by them.
 Format 2 added ``flags`` everywhere and the cold numbers and sampling outcome of measurements.
 Every row carries the job ``attempt`` that made it: (job_id, attempt) names one attempt.
+
+Documented column by column, with the history index and series identity, in farm/store/SCHEMA.md.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("stop", pa.string()),            # why sampling stopped: fixed | ci | max-samples | max-time
         ("ci_low_ms", pa.float64()),      # 95 % CI of the median (order statistics), None below 6 samples
         ("ci_high_ms", pa.float64()),
+        ("gpu_ms", pa.list_(pa.float64())),  # GPU-timestamp times where the implementation has them
     ]),
     "jobs": pa.schema(_common + [
         ("status", pa.string()),          # "ok" | "failed" | "skipped" (not run: device quarantined)
@@ -91,6 +94,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("best_config", pa.string()),
         ("best_tune_ms", pa.float64()),
         ("tune_s", pa.float64()),
+        ("cache", pa.string()),           # kernel cache use: "reuse" | "warm-start" | "cold"; null when off
         ("device_busy_s", pa.float64()),
     ]),
     "device_state": pa.schema([
@@ -107,15 +111,17 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("cooldown_wait_s", pa.float64()),
         ("cooled", pa.bool_()),
         ("covariates", pa.string()),      # every covariate the driver read, as JSON
+        ("flags", pa.list_(pa.string())),
     ]),
 }
 
 
-def device_state_row(run_id: str, job_id: str, device_id: str, ts: float, covariates: dict) -> dict:
+def device_state_row(run_id: str, job_id: str, device_id: str, ts: float, covariates: dict,
+                     flags: list[str]) -> dict:
     """A ``device_state`` row from a driver's covariates dict."""
     import json
 
-    row = {"run_id": run_id, "job_id": job_id, "device_id": device_id, "ts": ts,
+    row = {"run_id": run_id, "job_id": job_id, "device_id": device_id, "ts": ts, "flags": flags,
            "covariates": json.dumps(covariates, sort_keys=True, default=str)}
     for name in ("battery_level", "battery_temp_c", "thermal_status", "chrome_version", "gpu_renderer",
                  "cooldown_wait_s", "cooled"):

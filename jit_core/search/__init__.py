@@ -6,9 +6,14 @@ Add a strategy by subclassing ``Strategy`` in its own module and registering it 
 
 from __future__ import annotations
 
-from ..space import Space
+from typing import Sequence
+
+from ..space import Config, Space
 from .base import Strategy
 from .exhaustive import Exhaustive
+from .halving import SuccessiveHalving
+from .hill_climb import HillClimb
+from .random_search import RandomSearch
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
@@ -21,16 +26,20 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-register_strategy(Exhaustive)
+for _cls in (Exhaustive, RandomSearch, SuccessiveHalving, HillClimb):
+    register_strategy(_cls)
 
 
-def get_strategy(name: str, space: Space, *, seed: int = 1) -> Strategy:
-    """A new strategy ``name`` over ``space``; ValueError lists the known names."""
+def get_strategy(name: str, space: Space, *, seed: int = 1, start: Sequence[Config] = (),
+                 samples: int | None = None) -> Strategy:
+    """A new strategy ``name`` over ``space``; ``start`` configs are tried first (warm start) and
+    ``samples`` is the tuner's full sample count. ValueError lists the known names."""
     try:
         cls = STRATEGIES[name]
     except KeyError:
         raise ValueError(f"unknown search strategy {name!r}; known: {sorted(STRATEGIES)}") from None
-    return cls(space, seed=seed)
+    return cls(space, seed=seed, start=start, samples=samples)
 
 
-__all__ = ["Exhaustive", "STRATEGIES", "Strategy", "get_strategy", "register_strategy"]
+__all__ = ["Exhaustive", "HillClimb", "RandomSearch", "STRATEGIES", "Strategy", "SuccessiveHalving",
+           "get_strategy", "register_strategy"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from ..space import Config, Space
 from .base import Strategy
 
@@ -12,8 +14,8 @@ class Exhaustive(Strategy):
 
     name = "exhaustive"
 
-    def __init__(self, space: Space, *, seed: int = 1):
-        super().__init__(space, seed=seed)
+    def __init__(self, space: Space, *, seed: int = 1, start: Sequence[Config] = (), samples: int | None = None):
+        super().__init__(space, seed=seed, start=start, samples=samples)
         self._next = 0
 
     @property

@@ -152,7 +152,7 @@ class MatmulGemvWGSL:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return Space.build(self.params(), self.rules(op, caps), prior=self.prior(op, caps))
+        return Space.build(self.params(), (_no_epilogue(op, self.name),) + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
         vn, wx, wk, _ = _check_config(op, config)
@@ -339,3 +339,8 @@ def _guarded(body: list[str], cond: str | None) -> list[str]:
     if cond is None:
         return [f"  {b}" for b in body]
     return [f"  if ({cond}) {{", *[f"    {b}" for b in body], "  }"]
+
+
+def _no_epilogue(op: MatMul, name: str) -> Rule:
+    return Rule("no-fused-epilogue", "ours", lambda c: not op.has_epilogue,
+                f"{name} has no fused bias/activation: ops with an epilogue use matmul-wgsl-vec4")

@@ -23,6 +23,10 @@ into straight-line WGSL. Three kernels, chosen by SH and KS:
 - SH=0, KS=1, split-K for skinny M (decode GEMV): BM = TM; the WY threads of a column split K in
   BK chunks and their partial sums are added through workgroup memory at the end.
 
+A fused epilogue (``op.bias``: binding 2 = bias [N], C moves to binding 3; ``op.act``: relu, gelu
+in its tanh form, silu) is applied to each vec4 of results as it is stored, by one WGSL function
+``epi``; a plain matmul's code is unchanged.
+
 Only the k dimension of a tile is ever zero-filled: rows past M and columns past N read clamped
 (valid) addresses, compute values nobody stores, and the stores are masked. A shape whose M, N
 (and, tiled, K) divide by the tile gets no bounds check at all.
@@ -346,7 +350,9 @@ class _Gen:
             *([f"const N4 = {N // 4}u;"] if self.vb else []),
             f"@group(0) @binding(0) var<storage, read> A: array<{ta}>;",
             f"@group(0) @binding(1) var<storage, read> B: array<{tb}>;",
-            f"@group(0) @binding(2) var<storage, read_write> C: array<{tb}>;",
+            *([f"@group(0) @binding(2) var<storage, read> bias: array<{tb}>;"] if op.bias else []),
+            f"@group(0) @binding({3 if op.bias else 2}) var<storage, read_write> C: array<{tb}>;",
+            *self._epilogue_fn(),
         ]
         nbuf = 2 if p.pf else 1
         if p.sh:
@@ -376,6 +382,25 @@ class _Gen:
         o.append("}")
         return "\n".join(o) + "\n"
 
+    def _epilogue_fn(self) -> list[str]:
+        """``fn epi(v, c4)``: bias of the 4 columns from 4*c4 and the activation, or nothing."""
+        op = self.op
+        if not op.has_epilogue:
+            return []
+        lines = ["fn epi(v: vec4<f32>, c4: u32) -> vec4<f32> {", "  var x = v;"]
+        if op.bias and self.vb:
+            lines.append("  x = x + bias[c4];")  # only called for c4 < N4
+        elif op.bias:  # columns past N read the last bias; their results are never stored
+            lines.append("  x = x + vec4<f32>(" + ", ".join(f"bias[min(c4 * 4u{_u(c)}, N - 1u)]" for c in range(4)) + ");")
+        if op.act == "relu":
+            lines.append("  x = max(x, vec4<f32>(0.0));")
+        elif op.act == "gelu":  # tanh's argument clamped: some backends return NaN for large ones
+            lines.append("  x = 0.5 * x * (1.0 + tanh(clamp(0.7978845608 * (x + 0.044715 * x * x * x), "
+                         "vec4<f32>(-15.0), vec4<f32>(15.0))));")
+        elif op.act == "silu":
+            lines.append("  x = x / (1.0 + exp(-x));")
+        return lines + ["  return x;", "}"]
+
     def _block_origin(self) -> list[str]:
         """row0 and c40, the block tile's first row and vec4 column. GS=1: straight from the
         workgroup id. GS>1: workgroups, launched x fastest, sweep GS block rows per block column
@@ -404,12 +429,17 @@ class _Gen:
     def _store(self, row: str, col4: str, val: str, ind: str) -> None:
         """C[row, 4*col4 .. +3] = val, masked where the shape needs it."""
         conds = [f"{row} < M"] if self.gm else []
+        if self.op.has_epilogue:
+            val = f"epi({val}, {col4})"
         if self.vb:
             if self.gn:
                 conds.append(f"{col4} < N4")
             stmts = [f"C[{self.cb}{row} * N4 + {col4}] = {val};"]
         else:
             stmts = [f"let cc = {self.cb}{row} * N + {col4} * 4u;"]
+            if self.op.has_epilogue:
+                stmts.append(f"let ev = {val};")
+                val = "ev"
             stmts += [f"if ({col4} * 4u{_u(c)} < N) {{ C[cc{_u(c)}] = {val}.{_COMP[c]}; }}" for c in range(4)]
         if conds:
             self.out.append(f"{ind}if ({' && '.join(conds)}) {{")

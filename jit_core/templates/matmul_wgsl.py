@@ -177,7 +177,7 @@ class MatmulWGSL:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
         return Space.build(
-            self.params(), self.rules(op, caps), canonicalize=self.canonicalize, prior=self.prior(op, caps)
+            self.params(), (_no_epilogue(op, self.name),) + tuple(self.rules(op, caps)), canonicalize=self.canonicalize, prior=self.prior(op, caps)
         )
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
@@ -364,3 +364,8 @@ def _tile_load(
             lines += body(idx, "      ")
         lines.append("    }")
     return lines
+
+
+def _no_epilogue(op: MatMul, name: str) -> Rule:
+    return Rule("no-fused-epilogue", "ours", lambda c: not op.has_epilogue,
+                f"{name} has no fused bias/activation: ops with an epilogue use matmul-wgsl-vec4")

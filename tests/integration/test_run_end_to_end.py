@@ -38,7 +38,7 @@ def finished_run(tmp_path_factory):
     exp.write_text(EXPERIMENT)
     results = tmp / "results"
     code = main(["run", str(exp), "--results-dir", str(results)])
-    runs = list(results.iterdir())
+    runs = [p for p in results.iterdir() if p.is_dir()]  # beside index.jsonl
     assert len(runs) == 1
     return code, runs[0]
 

@@ -48,7 +48,7 @@ def test_shipped_quickstart_and_device_configs_are_valid():
     exp = load_experiment(ROOT / "experiments" / "quickstart.yaml")
     assert [d.id for d in exp.devices] == ["local-chromium-swiftshader"]
     assert all(max(op.M, op.N, op.K) <= 128 for _, op in exp.ops)
-    assert exp.baselines == ("tfjs-webgpu",)
+    assert exp.baselines == ("tfjs-webgpu", "tfjs-wasm", "ort-webgpu", "ort-wasm")
     assert len(exp.jobs()) == len(exp.ops)
 
 

@@ -68,12 +68,12 @@ def test_unknown_failure_class_in_retries_names_the_key(tmp_path):
 
 
 def test_devices_selected_by_tags_and_by_id_each_once(tmp_path):
-    exp = load_experiment(_experiment(tmp_path, "devices: [{backend: webgpu, software: 'true'}, native-lavapipe]\n"))
+    exp = load_experiment(_experiment(tmp_path, "devices: [{driver: playwright, vendor: google, software: 'true'}, native-lavapipe]\n"))
     assert [d.id for d in exp.devices] == ["local-chromium-swiftshader", "native-lavapipe"]
     exp = load_experiment(_experiment(tmp_path / "b", "devices: [{driver: native, vendor: mesa}]\n"))
     assert [d.id for d in exp.devices] == ["native-lavapipe"]
 
 
 def test_a_tag_selector_that_matches_nothing_lists_the_tags_that_exist(tmp_path):
-    with pytest.raises(ConfigError, match=r"devices\[0\]: no valid device .* has tags \{'vendor': 'arm'\}.*vendor=mesa"):
-        load_experiment(_experiment(tmp_path, "devices: [{vendor: arm}]\n"))
+    with pytest.raises(ConfigError, match=r"devices\[0\]: no valid device .* has tags \{'vendor': 'imagination'\}.*vendor=mesa"):
+        load_experiment(_experiment(tmp_path, "devices: [{vendor: imagination}]\n"))

@@ -92,6 +92,10 @@ export async function setupOrt(spec, out, host) {
     } else if (spec.device === 'shared') {
       sameAdapter = boundAdapter;
     }
+  } else if (backend === 'webgl') {
+    // Measured: ORT 1.30's WebGL EP ignores preferredOutputLocation 'texture', so every call
+    // reads its output back to the CPU (TF.js and ORT WebGPU sync once per sample).
+    out.notes.push('ORT webgl returns each output on the CPU: every call includes a readback');
   } else if (backend === 'wasm') {
     out.threads = ort.env.wasm.numThreads;
     out.simd = true; // ORT-Web 1.30 ships SIMD builds only

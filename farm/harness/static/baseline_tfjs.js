@@ -111,7 +111,18 @@ export async function setupTfjs(spec, out, host) {
   const nb = op.batch ?? 1;
   const a = tf.tensor(inputs.A, nb > 1 ? [nb, M, K] : [M, K], 'float32');
   const b = tf.tensor(inputs.B, nb > 1 ? [nb, K, N] : [K, N], 'float32');
+  // GPU time of one call from TF.js's own timestamp queries, where its device has them.
+  const gpuTime = backend === 'webgpu' && tf.backend().supportTimestampQuery
+    ? async () => {
+      let r = null;
+      const info = await tf.time(() => { r = tf.matMul(a, b); });
+      await r.data();
+      r.dispose();
+      return typeof info.kernelMs === 'number' ? info.kernelMs : null;
+    }
+    : null;
   return {
+    gpuTime,
     run: () => tf.matMul(a, b),
     read: (t) => t.data(),
     release: (t) => t.dispose(),

@@ -12,6 +12,8 @@ import { probeWebGL2 } from './webcaps.js';
 
 class BaselineTimeout extends Error {}
 
+const GPU_TIME_RUNS = 5;
+
 // The timing loop every library shares. `op.run()` starts one inference and returns (a promise
 // of) a handle; `op.read(handle)` waits for it and returns the output as a Float32Array;
 // `op.release(handle)` frees it.
@@ -47,7 +49,21 @@ async function measureOp(op, spec, out, abort) {
   out.reps = await calibrateReps(tOne, minMs, maxReps, out.timer.resolutionMs, timeReps, abort);
   const got = await collectSamples(timeReps, out.reps, measure, abort);
   Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+  if (op.gpuTime) {
+    // GPU timestamps of single calls, next to the wall-clock samples (not instead of them).
+    out.gpuMs = [];
+    for (let i = 0; i < GPU_TIME_RUNS && !abort.aborted; i++) {
+      const ms = await op.gpuTime();
+      if (ms != null && ms > 0) out.gpuMs.push(ms);
+    }
+  }
   const sorted = [...got.samplesMs].sort((a, b) => a - b);
+  if (out.gpuMs && out.gpuMs.length) {
+    // GPU time of a call cannot exceed its wall time (dispatch + sync + readback). Seen with
+    // TF.js on SwiftShader: many passes per command buffer, whose timestamps do not bracket work.
+    const g = [...out.gpuMs].sort((a, b) => a - b)[Math.floor(out.gpuMs.length / 2)];
+    if (g > 1.2 * sorted[Math.floor(sorted.length / 2)]) out.flags.push('gpu-timestamps-implausible');
+  }
   if (sorted[Math.floor(sorted.length / 2)] * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
 }
 
@@ -63,7 +79,7 @@ export function makeBaselineRunner(host) {
       backendRequested: spec ? spec.backend : null, backendUsed: null, adapter: null,
       deviceRequested: spec ? (spec.device ?? 'own') : null, deviceSource: null, threads: null, simd: null,
       samplesMs: [], reps: 0, timer: { kind: 'wall', resolutionMs: measureWallResolution() },
-      compileMs: null, firstRunMs: null, values: null, flags: [], notes: [],
+      compileMs: null, firstRunMs: null, gpuMs: null, values: null, flags: [], notes: [],
     };
     const abort = { aborted: false };
     let timer = null;

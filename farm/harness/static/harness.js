@@ -183,9 +183,9 @@ async function measureTimestampResolution(state) {
       await read.mapAsync(GPUMapMode.READ);
       const ts = Array.from(new BigUint64Array(read.getMappedRange().slice(0))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       read.unmap();
-      // The tick is the GCD of all steps: quantized timestamps (Chromium rounds to about 100 us
-      // without developer features) are all multiples of it, while the smallest step alone would
-      // be the duration of a tiny pass on a slow adapter.
+      // The tick is the GCD of all steps: quantized timestamps (browsers may round them, e.g.
+      // to 100 us) are all multiples of it, while the smallest step alone would be the duration
+      // of a tiny pass on a slow adapter.
       let g = 0n;
       for (let i = 1; i < ts.length; i++) {
         let a = ts[i] - ts[i - 1];

@@ -1,0 +1,171 @@
+"""Time until each search strategy is within 5% of the best config of the whole space.
+
+    python bench/tuning_curve.py --device native-lavapipe
+    python bench/tuning_curve.py --load-recordings DIR            # replay only, no device
+    python bench/tuning_curve.py --device native-lavapipe --live  # also one live tune per strategy
+
+1. Recording (on the device): every config of each op's space is timed once, in batches as the
+   tuner runs them (``jit_core.replay.record_space``): the best config of the whole space and each
+   config's device time (compile, warm-up, calibration, samples, share of its batch) come from it.
+2. Replay (in-process, Kernel Tuner's simulation mode): each strategy tunes each op for several
+   seeds against the recorded timings; a simulated device clock advances by each candidate's
+   recorded device time (scaled to the samples the strategy asked for). For each run: the device
+   seconds until the config the tuner would return is within ``--within`` (5%) of the whole
+   space's best (both by their recorded medians), and that ratio when the budget ran out.
+3. ``--live``: each strategy also tunes each op once on the device with ``--budget-s`` of wall
+   time; printed as the recorded time of its winner over the recording's best (same session).
+Medians over seeds; n says how many seeds reached the target within the budget. Goal: < 10 s of
+device time per op on lavapipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from farm.config.devices import find_device  # noqa: E402
+from farm.drivers import make_driver  # noqa: E402
+from farm.scheduler.job import DeviceContext  # noqa: E402
+from jit_core.ops import MatMul  # noqa: E402
+from jit_core.protocol import MeasureSpec  # noqa: E402
+from jit_core.replay import Recording, ReplayRunner, record_space  # noqa: E402
+from jit_core.search import STRATEGIES  # noqa: E402
+from jit_core.tuner import TuneOptions, TuneResult, tune  # noqa: E402
+
+# (label, M, N, K, template): the template that wins each shape on lavapipe (bench/kernels.py).
+OPS = [
+    ("square 128", 128, 128, 128, "matmul-wgsl-vec4"),
+    ("square 256", 256, 256, 256, "matmul-wgsl-vec4"),
+    ("BART-base qkv s16", 16, 768, 768, "matmul-wgsl-vec4"),
+    ("decode 1x768x768", 1, 768, 768, "matmul-wgsl-gemv"),
+]
+
+
+def file_name(label: str) -> str:
+    return label.replace(" ", "_").replace("/", "_") + ".json"
+
+
+def time_to_target(res: TuneResult, rec: Recording, target_ms: float) -> float | None:
+    """Seconds (of ``res``' clock) at which the config the tuner would return first had a recorded
+    median within ``target_ms`` (judged by the recording, not by the few samples a strategy took)."""
+    for t in res.trials:
+        if t.best_config_key is not None and (rec.configs[t.best_config_key].median_ms or 1e30) <= target_ms:
+            return t.elapsed_s
+    return None
+
+
+def replay(rec: Recording, strategy: str, seed: int, budget_s: float, batch_size: int) -> TuneResult:
+    runner = ReplayRunner(rec)
+    options = TuneOptions(strategy=strategy, budget_s=budget_s, batch_size=batch_size, seed=seed, measure=rec.measure)
+    return tune(rec.op, rec.template, rec.caps, runner, options=options, clock=runner.clock)
+
+
+def fmt(x: float | None, spec: str = ".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default=None, help="device id in device_configs/ (records the spaces on it)")
+    p.add_argument("--devices-dir", default=str(ROOT / "device_configs"))
+    p.add_argument("--only", default=None, help="comma-separated op labels to keep")
+    p.add_argument("--op", action="append", default=[], metavar="MxNxK:TEMPLATE",
+                   help="tune this op instead of the default set (repeatable), e.g. 64x64x64:matmul-wgsl-vec4")
+    p.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma-separated, from {sorted(STRATEGIES)}")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--within", type=float, default=0.05, help="target: best-so-far <= (1 + within) * space best")
+    p.add_argument("--budget-s", type=float, default=30.0, help="device seconds per tune (replay and live)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--min-sample-ms", type=float, default=10.0)
+    p.add_argument("--save-recordings", default=None, help="write each op's recording (JSON) to this folder")
+    p.add_argument("--load-recordings", default=None, help="replay recordings from this folder instead of a device")
+    p.add_argument("--live", action="store_true", help="also tune each op once per strategy on the device")
+    args = p.parse_args(argv)
+
+    ops = [o for o in OPS if not args.only or o[0] in set(args.only.split(","))]
+    if args.op:
+        ops = []
+        for text in args.op:
+            shape, _, template = text.partition(":")
+            M, N, K = (int(x) for x in shape.split("x"))
+            ops.append((shape, M, N, K, template or "matmul-wgsl-vec4"))
+    strategies = args.strategies.split(",")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        p.error(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
+    measure = MeasureSpec(samples=args.samples, min_sample_ms=args.min_sample_ms)
+    recordings: dict[str, Recording] = {}
+    live: dict[tuple[str, str], float | None] = {}
+
+    if args.load_recordings:
+        for label, *_ in ops:
+            path = Path(args.load_recordings) / file_name(label)
+            if path.exists():
+                recordings[label] = Recording.load(path)
+    else:
+        if not args.device:
+            p.error("give --device to record on a device, or --load-recordings DIR")
+        device = find_device(Path(args.devices_dir), args.device, where="--device", key="device")
+        with make_driver(device) as driver:
+            ctx = DeviceContext.from_probe(device.id, driver.probe(), device.caps_overrides)
+            print(f"# {device.id}: {ctx.adapter}", flush=True)
+            for label, M, N, K, template in ops:
+                t0 = time.perf_counter()
+                rec = record_space(MatMul(M, N, K), template, ctx.caps, driver, measure=measure)
+                recordings[label] = rec
+                print(f"recorded {label}: {len(rec.configs)} configs in {time.perf_counter() - t0:.1f} s", flush=True)
+                if args.save_recordings:
+                    Path(args.save_recordings).mkdir(parents=True, exist_ok=True)
+                    rec.save(Path(args.save_recordings) / file_name(label))
+                if args.live:
+                    for s in strategies:
+                        opts = TuneOptions(strategy=s, budget_s=args.budget_s, batch_size=args.batch_size,
+                                           measure=measure)
+                        res = tune(rec.op, template, ctx.caps, driver, options=opts)
+                        best = rec.best()
+                        got = rec.configs.get(res.best.config_key) if res.best else None
+                        # the live winner's time in the recording: same protocol, same session
+                        live[(label, s)] = (got.median_ms / best[1]) if got and got.ok and best else None
+
+    print(f"\nTime (device s) until best-so-far <= {1 + args.within:.2f} x the whole space's best; "
+          f"medians over {args.seeds} seeds (replay of the recording); budget {args.budget_s:.0f} s per tune\n")
+    header = "| op | template | space | whole space s | " + " | ".join(f"{s} s (n) / final" for s in strategies) + " |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for label, *_ in ops:
+        rec = recordings.get(label)
+        if rec is None or rec.best() is None:
+            print(f"| {label} | - | - | - | " + " | ".join("-" for _ in strategies) + " |")
+            continue
+        best_key, best_ms = rec.best()
+        cells = []
+        for s in strategies:
+            times, finals = [], []
+            for seed in range(1, args.seeds + 1):
+                res = replay(rec, s, seed, args.budget_s, args.batch_size)
+                t = time_to_target(res, rec, best_ms * (1 + args.within))
+                if t is not None:
+                    times.append(t)
+                if res.best is not None:
+                    finals.append(rec.configs[res.best.config_key].median_ms / best_ms)
+            med = statistics.median(times) if times else None
+            cell = f"{fmt(med)} ({len(times)}/{args.seeds}) / {fmt(statistics.median(finals) if finals else None, '.3f')}"
+            if (label, s) in live:
+                cell += f" · live {fmt(live[(label, s)], '.3f')}"
+            cells.append(cell)
+        print(f"| {label} {rec.op.shape_str()} | {rec.template} | {len(rec.configs)} | {rec.total_wall_s():.1f} | "
+              + " | ".join(cells) + " |")
+    print(f"\nbest configs: " + "; ".join(f"{k}: {r.best()[0]} {r.best()[1]:.4f} ms"
+                                        for k, r in recordings.items() if r.best()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
