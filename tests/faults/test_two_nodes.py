@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,12 @@ def two_nodes():
                        check=True, env=env, cwd=ROOT, capture_output=True, timeout=180)
         yield f"127.0.0.1:{port}", env
     finally:
-        for _ in range(3):  # a raylet may start a worker while we end the others
+        # A raylet may start a worker while we end the others, and a SIGKILLed process takes a
+        # moment to go on a loaded machine: kill until none is left, for at most 30 s.
+        deadline = time.monotonic() + 30
+        while [p for p in _ours(temp_dir) if alive(p)] and time.monotonic() < deadline:
             kill_pids(_ours(temp_dir))
+            time.sleep(0.2)
         assert not [p for p in _ours(temp_dir) if alive(p)]
         shutil.rmtree(temp_dir, ignore_errors=True)
 

@@ -37,7 +37,8 @@ class SyntheticCostRunner:
     """In-process stand-in for a device (not a device): maps each kernel back to its config, answers
     ``synthetic_cost`` as samples and the reference values at the check positions. ``fail`` maps
     config keys to an error class; ``wrong`` holds config keys whose values are off; ``sleep_s`` is
-    spent per candidate; ``raise_on_batch`` raises on that batch number (device gone)."""
+    spent per candidate, and ``clock()`` is the simulated device time so spent (immune to the
+    machine's load); ``raise_on_batch`` raises on that batch number (device gone)."""
 
     def __init__(self, op, *, fail=None, wrong=(), sleep_s=0.0, raise_on_batch=None):
         self.op = op
@@ -47,6 +48,10 @@ class SyntheticCostRunner:
         self.sleep_s = sleep_s
         self.raise_on_batch = raise_on_batch
         self.batches: list[Batch] = []
+        self.spent_s = 0.0
+
+    def clock(self) -> float:
+        return self.spent_s
 
     def run_batch(self, batch: Batch) -> list[CandidateResult]:
         self.batches.append(batch)
@@ -57,6 +62,7 @@ class SyntheticCostRunner:
         out = []
         for cand in batch.candidates:
             time.sleep(self.sleep_s)
+            self.spent_s += self.sleep_s
             c = self.by_code[cand.kernel.code]
             if c.key() in self.fail:
                 out.append(CandidateResult(cand.id, False, self.fail[c.key()], "synthetic failure"))
@@ -106,12 +112,12 @@ def test_max_evals_caps_the_number_of_trials():
 
 def test_time_budget_stops_the_search_within_one_batch():
     runner = SyntheticCostRunner(OP, sleep_s=0.02)
-    t0 = time.perf_counter()
-    res = tune(OP, T, CAPS, runner, options=TuneOptions(budget_s=0.3, batch_size=4))
-    wall = time.perf_counter() - t0
+    res = tune(OP, T, CAPS, runner, options=TuneOptions(budget_s=0.3, batch_size=4), clock=runner.clock)
     assert res.stopped == "time-budget"
     assert 0 < len(res.trials) < res.space_size
-    assert res.elapsed_s <= 0.3 + 4 * 0.02 + 0.25 and wall < 1.5
+    # Checked before each batch: the last batch starts under the budget and adds at most 4 candidates.
+    assert 0.3 <= res.elapsed_s <= 0.3 + 4 * 0.02 + 1e-9
+    assert len(res.trials) == round(res.elapsed_s / 0.02)
     assert res.best is not None and res.best.ok
 
 
