@@ -16,7 +16,6 @@ driver minus the time the device reports for it (compile + first run + samples).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -32,6 +31,7 @@ import pandas as pd  # noqa: E402
 
 from farm.config.experiments import load_experiment  # noqa: E402
 from farm.scheduler.run import RunOptions, run_experiment  # noqa: E402
+from farm.store.parquet import ParquetStore  # noqa: E402
 
 TINY = """\
 name: farm-bench-{n}
@@ -46,7 +46,7 @@ compare: {{rounds: 1, samples: 1}}
 
 
 def overhead(run_dir: Path) -> list[dict]:
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = ParquetStore(run_dir).read_manifest()
     jobs = pd.read_parquet(run_dir / "jobs")
     out = []
     for dev, timing in manifest["timing"]["devices"].items():

@@ -42,25 +42,23 @@ else
   say "Debian packages present"
 fi
 
-# 2. The harness's npm packages (TF.js, ONNX Runtime Web), exactly as the lockfile pins them.
-stamp=farm/harness/node_modules/.jitfarm-lock
-if [ ! -f "$stamp" ] || ! cmp -s farm/harness/package-lock.json "$stamp"; then
-  say "installing harness npm packages from farm/harness/package-lock.json"
-  (cd farm/harness && npm ci --no-audit --no-fund --loglevel=error)
-  cp farm/harness/package-lock.json "$stamp"
-else
-  say "harness npm packages up to date"
-fi
+# npm ci in folder $1 exactly as its lockfile pins, skipped while the lockfile is unchanged; $2 names it.
+npm_from_lockfile() {
+  local stamp="$1/node_modules/.jitfarm-lock"
+  if [ ! -f "$stamp" ] || ! cmp -s "$1/package-lock.json" "$stamp"; then
+    say "installing $2 from $1/package-lock.json"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$1/package-lock.json" "$stamp"
+  else
+    say "$2 up to date"
+  fi
+}
+
+# 2. The harness's npm packages (TF.js, ONNX Runtime Web).
+npm_from_lockfile farm/harness "harness npm packages"
 
 # 3. Appium (for the appium driver): the server from farm/appium's lockfile, its drivers pinned.
-stamp=farm/appium/node_modules/.jitfarm-lock
-if [ ! -f "$stamp" ] || ! cmp -s farm/appium/package-lock.json "$stamp"; then
-  say "installing Appium from farm/appium/package-lock.json"
-  (cd farm/appium && npm ci --no-audit --no-fund --loglevel=error)
-  cp farm/appium/package-lock.json "$stamp"
-else
-  say "Appium up to date"
-fi
+npm_from_lockfile farm/appium "Appium"
 appium_driver() {  # $1: automation name, $2: npm spec name@version
   local have
   have=$(APPIUM_HOME=farm/appium/home node farm/appium/node_modules/appium/index.js driver list --installed --json 2>/dev/null \

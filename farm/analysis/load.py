@@ -7,7 +7,6 @@ op, shape, tuner), so a browser update or a driver change shows up as a change o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 
 from farm.config.errors import UserError
 from farm.store.history import browser_version
+from farm.store.parquet import ParquetStore
 
 SERIES_KEY = ("device_fingerprint", "browser", "impl", "op", "shape", "tuner")
 TRACK_KEY = ("device_id", "impl", "op", "shape", "tuner")
@@ -71,10 +71,6 @@ class RunInfo:
             baselines=tuple(exp.get("baselines") or ()), devices=devices,
             versions=m.get("versions") or {}, format_version=m.get("format_version"),
         )
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "manifest.json").read_text())
 
 
 def run_dirs(results_dir: Path, run_ids: Iterable[str]) -> list[Path]:
@@ -147,7 +143,7 @@ def load_samples(results_dir: Path, run_ids: Iterable[str]) -> SampleSet:
     tables = []
     runs: dict[str, RunInfo] = {}
     for run_dir in run_dirs(results_dir, run_ids):
-        info = RunInfo.from_manifest(read_manifest(run_dir))
+        info = RunInfo.from_manifest(ParquetStore(run_dir).read_manifest())
         runs[run_dir.name] = info
         t = latest_attempt(run_dir, read_table(run_dir, "measurements", _MEAS_COLUMNS))
         if t.num_rows:

@@ -226,3 +226,28 @@ class Adb:
             self._sleep(min(rule.poll_s, rule.max_wait_s - waited))
             temp = self.battery_temp_c()
         return {"cooldown_wait_s": self._clock() - t0, "battery_temp_c": temp, "cooled": temp is not None}
+
+
+class AndroidDeviceState:
+    """Mixin of the drivers of an Android phone (Appium, android-cdp): before each job, wait for the
+    device YAML's cool-down rule, then report the phone's state. The driver sets ``adb`` (None
+    without a phone), ``android`` (its AndroidOptions or None) and ``last_cooldown`` ({}), and
+    builds ``covariates()`` on ``_adb_covariates()``."""
+
+    adb: Adb | None
+    android: AndroidOptions | None
+    last_cooldown: dict[str, Any]
+
+    def _cool_down(self) -> None:
+        rule = self.android.cooldown if self.android is not None else None
+        if self.adb is not None and rule is not None:
+            self.last_cooldown = self.adb.wait_cool(rule)
+
+    def _adb_covariates(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.adb.covariates() if self.adb is not None else {}
+        out.update(self.last_cooldown)
+        return out
+
+    def before_job(self) -> dict[str, Any]:
+        self._cool_down()
+        return self.covariates()  # type: ignore[attr-defined] - the driver's

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from typing import Any
 
-from farm.drivers.adb import Adb
+from farm.drivers.adb import Adb, AndroidDeviceState
 from farm.drivers.android_options import AndroidOptions
 from farm.drivers.appium_server import free_port
 from farm.drivers.base import BrowserOptions, DriverError
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 CHROME_ACTIVITY = "com.google.android.apps.chrome.Main"
 
 
-class AndroidCdpDriver(PlaywrightDriver):
+class AndroidCdpDriver(AndroidDeviceState, PlaywrightDriver):
     """A device that is a tab in an already installed Chrome, attached over CDP.
 
     Contract: as :class:`PlaywrightDriver`, except that ``open()`` attaches instead of launching:
@@ -96,13 +96,8 @@ class AndroidCdpDriver(PlaywrightDriver):
                 self.adb.remove_reverse(self._reversed)
                 self._reversed = None
 
-    def _cool_down(self) -> None:
-        if self.adb is not None and self.android is not None and self.android.cooldown is not None:
-            self.last_cooldown = self.adb.wait_cool(self.android.cooldown)
-
     def covariates(self) -> dict[str, Any]:
-        out: dict[str, Any] = self.adb.covariates() if self.adb is not None else {}
-        out.update(self.last_cooldown)
+        out = self._adb_covariates()
         if self._browser is not None:
             try:
                 out.setdefault("chrome_version", self._browser.version)
@@ -111,10 +106,6 @@ class AndroidCdpDriver(PlaywrightDriver):
             except Exception:  # noqa: BLE001 - a covariate we cannot read is left out
                 pass
         return out
-
-    def before_job(self) -> dict[str, Any]:
-        self._cool_down()
-        return self.covariates()
 
 
 def _devtools_answers(endpoint: str) -> bool:

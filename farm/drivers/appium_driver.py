@@ -8,7 +8,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version as package_version
 from typing import Any
 
-from farm.drivers.adb import Adb
+from farm.drivers.adb import Adb, AndroidDeviceState
 from farm.drivers.android_options import AndroidOptions, AppiumOptions
 from farm.drivers.appium_server import AppiumServer, AppiumServerOptions, free_port
 from farm.drivers.base import BrowserOptions, DriverError
@@ -61,7 +61,7 @@ def session_capabilities(appium: AppiumOptions, browser: BrowserOptions, *, udid
     return caps
 
 
-class AppiumDriver(HarnessPageDriver):
+class AppiumDriver(AndroidDeviceState, HarnessPageDriver):
     """A device that is Chrome on an Android phone (``appium.platform: android``), or a desktop
     Chromium (``desktop``), running the harness page, driven through one Appium W3C session.
 
@@ -224,16 +224,8 @@ class AppiumDriver(HarnessPageDriver):
             raise DriverError("device", f"Appium session restart after a stuck GPU failed: {e}") from e
 
     # -------------------------------------------------------------------------------- device state
-    def _cool_down(self) -> None:
-        rule = self.android.cooldown if self.android is not None else None
-        if self.adb is not None and rule is not None:
-            self.last_cooldown = self.adb.wait_cool(rule)
-
     def covariates(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.adb is not None:
-            out.update(self.adb.covariates())
-        out.update(self.last_cooldown)
+        out = self._adb_covariates()
         version = self.session_capabilities.get("browserVersion")
         if version:
             out.setdefault("chrome_version", version)
@@ -243,10 +235,6 @@ class AppiumDriver(HarnessPageDriver):
             except Exception:  # noqa: BLE001 - a covariate we cannot read is left out
                 pass
         return out
-
-    def before_job(self) -> dict[str, Any]:
-        self._cool_down()
-        return self.covariates()
 
     def versions(self) -> dict[str, str]:
         out = {"appium-python-client": _dist_version("appium-python-client")}

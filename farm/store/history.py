@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .parquet import ParquetStore
+
 INDEX_NAME = "index.jsonl"
 
 
@@ -63,7 +65,7 @@ class RunEntry:
 
 def _manifest_entry(run_dir: Path) -> RunEntry | None:
     try:
-        m = json.loads((run_dir / "manifest.json").read_text())
+        m = ParquetStore(run_dir).read_manifest()
     except (OSError, ValueError):
         return None
     m.setdefault("run_id", run_dir.name)

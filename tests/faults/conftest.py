@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 
 from farm.config.faults import ERROR_CLASSES
+from tests.projects import make_project
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -26,15 +26,7 @@ needs_lavapipe = pytest.mark.skipif(not Path(LAVAPIPE_ICD).is_file(), reason="la
 @pytest.fixture
 def workspace(tmp_path: Path) -> Callable[[str, str], Path]:
     """``make(name, yaml)`` writes ``experiments/<name>.yaml`` beside a copy of device_configs/."""
-    shutil.copytree(ROOT / "device_configs", tmp_path / "device_configs")
-    (tmp_path / "experiments").mkdir()
-
-    def make(name: str, text: str) -> Path:
-        path = tmp_path / "experiments" / f"{name}.yaml"
-        path.write_text(text)
-        return path
-
-    return make
+    return lambda name, text: make_project(tmp_path, name, text)
 
 
 # ------------------------------------------------------------------------------------ processes

@@ -14,6 +14,7 @@ import pytest
 
 from farm.cli import main
 from farm.config.experiments import load_experiment
+from tests.projects import run_folders
 
 from .conftest import ROOT, alive, check_records, cmdline, descendants, kill_pids, needs_lavapipe, parts, wait_for
 
@@ -96,10 +97,10 @@ def test_replay_runs_the_recorded_experiment_again_as_a_new_run(ray_session, wor
     path = workspace("replay", one_op.replace("  - {kind: matmul, M: 8, N: 32, K: 16}\n", ""))
     results = tmp_path / "results"
     assert main(["run", str(path), "--results-dir", str(results)]) == 0
-    (first,) = [p for p in results.iterdir() if (p / "manifest.json").exists()]  # beside the index and cache
+    (first,) = run_folders(results)
     path.unlink()  # the replay needs only the manifest
     assert main(["run", "--replay", first.name, "--results-dir", str(results)]) == 0
-    (second,) = [d for d in results.iterdir() if d != first and (d / "manifest.json").exists()]
+    (second,) = [d for d in run_folders(results) if d != first]
     old, new = (json.loads((d / "manifest.json").read_text()) for d in (first, second))
     assert new["replay_of"] == first.name and new["experiment"] == old["experiment"]
     assert new["device_configs"] == old["device_configs"]

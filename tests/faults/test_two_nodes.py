@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.projects import run_folders
+
 from .conftest import ROOT, alive, check_records, cmdline, descendants, kill_pids, needs_lavapipe
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.native]
@@ -81,7 +83,7 @@ def test_device_worker_runs_on_the_node_that_offers_the_device(two_nodes, worksp
                            "--results-dir", str(results)], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = [p for p in results.iterdir() if (p / "manifest.json").exists()]  # beside the index and cache
+    (run_dir,) = run_folders(results)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     nodes = {n["node_id"]: n for n in manifest["ray"]["nodes"] if n["alive"]}
     assert len(nodes) == 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 
 from farm.drivers.appium_server import APPIUM_MAIN
 from tests.appium_support import alive, child_pids, cmdline, descendants, require_appium, session_chromedriver
+from tests.projects import make_project, run_folders
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE = "local-appium-chromium"
@@ -53,10 +53,7 @@ def finish(proc: subprocess.Popen, timeout_s: float = 300) -> tuple[int, str]:
 
 def test_a_chromedriver_killed_mid_job_is_a_device_failure_and_the_job_reruns_in_a_new_session(tmp_path):
     require_appium()
-    shutil.copytree(ROOT / "device_configs", tmp_path / "device_configs")
-    (tmp_path / "experiments").mkdir()
-    path = tmp_path / "experiments" / "kill.yaml"
-    path.write_text(EXPERIMENT)
+    path = make_project(tmp_path, "kill", EXPERIMENT)
     results = tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "-m", "farm.cli", "run", str(path), "--results-dir", str(results)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -83,7 +80,7 @@ def test_a_chromedriver_killed_mid_job_is_a_device_failure_and_the_job_reruns_in
                 os.kill(pid, signal.SIGTERM)
     assert code == 0, out[-3000:]
     assert not any(alive(p) for p in servers), "the driver stopped the Appium server it started"
-    (run_dir,) = [p.parent for p in results.glob("*/manifest.json")]  # beside the history index
+    (run_dir,) = run_folders(results)
 
     jobs = pd.read_parquet(run_dir / "jobs").sort_values("attempt")
     assert list(jobs["attempt"]) == [1, 2] and list(jobs["status"]) == ["failed", "ok"], jobs[["status", "error"]]

@@ -4,7 +4,6 @@ then runs / report / compare / regress / dashboard read what they stored."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -13,8 +12,7 @@ import pytest
 from farm.cli import main
 from farm.store.history import INDEX_NAME
 from tests.dashboard_browser import CHROMIUM, render_offline
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.projects import make_project, run_folders
 
 pytestmark = [pytest.mark.native, pytest.mark.ray, pytest.mark.slow]
 
@@ -35,16 +33,13 @@ baselines: [tfjs-webgpu]
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real")
-    (tmp / "experiments").mkdir()
-    shutil.copytree(ROOT / "device_configs", tmp / "device_configs")
-    exp = tmp / "experiments" / "results-e2e.yaml"
-    exp.write_text(EXPERIMENT)
+    exp = make_project(tmp, "results-e2e", EXPERIMENT)
     results = tmp / "results"
     index_lines = []
     for _ in range(2):
         assert main(["run", str(exp), "--results-dir", str(results)]) == 0
         index_lines.append(len((results / INDEX_NAME).read_text().splitlines()))
-    runs = sorted(p.name for p in results.iterdir() if p.is_dir())
+    runs = [p.name for p in run_folders(results)]
     assert len(runs) == 2
     return results, runs, index_lines
 

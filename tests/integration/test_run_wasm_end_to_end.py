@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from farm.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.projects import make_project, run_folders
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow]
 
@@ -31,13 +28,10 @@ compare: {rounds: 2, samples: 3}
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e-wasm")
-    (tmp / "experiments").mkdir()
-    shutil.copytree(ROOT / "device_configs", tmp / "device_configs")
-    exp = tmp / "experiments" / "e2e-wasm.yaml"
-    exp.write_text(EXPERIMENT)
+    exp = make_project(tmp, "e2e-wasm", EXPERIMENT)
     results = tmp / "results"
     code = main(["run", str(exp), "--results-dir", str(results)])
-    runs = [p for p in results.iterdir() if (p / "manifest.json").exists()]  # beside the index and cache
+    runs = run_folders(results)
     assert len(runs) == 1
     return code, runs[0]
 

@@ -4,7 +4,6 @@ warm-starts from the kernel cache: real Ray, real device, results and cache on d
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +15,8 @@ from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES
 from jit_core.templates import get_template
 from jit_core.tuner import TuneOptions, tune
+from tests.projects import make_project, run_folders
 
-ROOT = Path(__file__).resolve().parents[2]
 OP = MatMul(16, 16, 16)  # six vec4 configs on lavapipe: every strategy finishes its search
 MEASURE = MeasureSpec(warmup=1, samples=3, min_sample_ms=1, max_reps=16)
 
@@ -50,9 +49,9 @@ compare: {rounds: 1, samples: 3}
 
 def _run(tmp: Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:
     results = tmp / "results"
-    before = set(results.iterdir()) if results.exists() else set()
+    before = set(run_folders(results))
     code = main(["run", str(tmp / "experiments" / "cache.yaml"), "--results-dir", str(results)])
-    (run_dir,) = {p for p in set(results.iterdir()) - before if (p / "manifest.json").exists()}
+    (run_dir,) = set(run_folders(results)) - before
     return code, pd.read_parquet(run_dir / "jobs"), pd.read_parquet(run_dir / "trials")
 
 
@@ -60,9 +59,7 @@ def _run(tmp: Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_second_run_reuses_the_cache_and_a_similar_device_warm_starts(tmp_path):
-    (tmp_path / "experiments").mkdir()
-    shutil.copytree(ROOT / "device_configs", tmp_path / "device_configs")
-    (tmp_path / "experiments" / "cache.yaml").write_text(EXPERIMENT)
+    make_project(tmp_path, "cache", EXPERIMENT)
     cache_file = tmp_path / "results" / "kernel-cache.json"
 
     code, jobs, trials = _run(tmp_path)
