@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 emit(row_cells(label, op, name, str(res.space_size), best.config_key if best else "none passed",
                                bms, pick.median_ms if pick else None, tfjs_like, ref))
             if len(shape_best) > 1:
-                bms, pms, name = min(shape_best)
+                bms, _, name = min(shape_best)
                 picks = [p for _, p, _ in shape_best if p is not None]
                 emit(row_cells(label, op, "**best of all**", "-", name, bms, min(picks) if picks else None,
                                tfjs_like, ref))

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if rec is None or rec.best() is None:
             print(f"| {label} | - | - | - | " + " | ".join("-" for _ in strategies) + " |")
             continue
-        best_key, best_ms = rec.best()
+        _, best_ms = rec.best()
         cells = []
         for s in strategies:
             times, evals, finals = [], [], []

@@ -18,7 +18,7 @@ import pandas as pd
 from farm.config.errors import UserError
 
 from .load import JIT
-from .stats import geomean_replicates, percentile_ci
+from .stats import geomean, geomean_replicates, percentile_ci
 from .tables import LatencyGroups
 
 
@@ -115,5 +115,5 @@ def _one_model(lg: LatencyGroups, model: ModelOps, level: float) -> pd.DataFrame
             g_lo, g_hi = percentile_ci(geomean_replicates(lg.replicates[bi] / lg.replicates[ji])[None, :], level)
         out.loc[i, ["speedup", "speedup_ci_low", "speedup_ci_high", "op_geomean_speedup", "op_geomean_ci_low",
                     "op_geomean_ci_high"]] = [latency[i] / latency[j], s_lo[0], s_hi[0],
-                                              float(np.exp(np.log(op_ratio).mean())), g_lo[0], g_hi[0]]
+                                              geomean(op_ratio), g_lo[0], g_hi[0]]
     return out

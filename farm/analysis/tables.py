@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .load import JIT, SampleSet
-from .stats import BootstrapOptions, geomean_replicates, grouped_medians, mann_whitney, percentile_ci
+from .stats import BootstrapOptions, geomean, geomean_replicates, grouped_medians, mann_whitney, percentile_ci
 
 LATENCY_KEY = ["run_id", "device_id", "device_fingerprint", "browser", "vendor", "adapter", "impl", "op_key",
                "op", "shape", "tuner"]
@@ -183,6 +183,6 @@ def geomean_table(speedups: pd.DataFrame, reps: np.ndarray, level: float = 0.95)
             lo, hi = percentile_ci(r[None, :], level)
             v = grp["speedup"].to_numpy()[ok]
             out.append({"run_id": key["run_id"], "scope": scope, "device_id": key.get("device_id", "*"),
-                        "baseline": key["baseline"], "geomean": float(np.exp(np.log(v).mean())) if v.size else np.nan,
+                        "baseline": key["baseline"], "geomean": geomean(v),
                         "ci_low": lo[0], "ci_high": hi[0], "n_ops": int(ok.sum()), "n_failed": int((~ok).sum())})
     return pd.DataFrame(out)
