@@ -11,7 +11,8 @@ Device flags (from the probe, on every record of that device):
 Record flags:
 - ``backend-mismatch``: a library ran another backend than the one asked for (a failed baseline).
 - ``adapter-mismatch``: an implementation ran on another adapter than our kernels.
-- ``short-samples``: samples stayed under the minimum span (max_reps reached first).
+- ``short-samples``: samples stayed under half the minimum span even after one re-calibration
+  (max_reps reached first).
 - ``single-thread``: a WASM baseline ran one thread on a multi-core, isolated page.
 - ``device-warm``: the device's cool-down rule gave up waiting (the battery was still above its
   threshold when the job started); on every record of that job.

@@ -114,3 +114,33 @@ def collect_samples(sample: Callable[[int], float], reps: int, measure: MeasureS
             stop = "max-time"
             break
     return Samples(out, stop, median_ci(out))
+
+
+@dataclass
+class Spanning:
+    """What ``sample_spanning`` kept: the dispatches per sample, the samples, their median, and
+    whether that median still spans under ``SHORT_SAMPLE_FRACTION`` of the minimum."""
+
+    reps: int
+    samples: Samples
+    median_ms: float
+    short: bool
+
+
+def sample_spanning(t_one_ms: float, min_ms: float, max_reps: int, resolution_ms: float,
+                    sample: Callable[[int], float], measure: MeasureSpec, *, refine: bool,
+                    check: Callable[[], None] = lambda: None) -> Spanning:
+    """``calibrate_reps`` then ``collect_samples``. When the median sample spans under
+    ``SHORT_SAMPLE_FRACTION`` of ``min_ms`` (calibration overshot on a busy machine) and reps may
+    grow, reps is set again from that steady-state median and the samples are taken again, once.
+    The same rule as timing.js's ``sampleSpanning``."""
+    reps = calibrate_reps(t_one_ms, min_ms, max_reps, resolution_ms, sample, refine=refine)
+    check()
+    got = collect_samples(sample, reps, measure, check)
+    med = median(got.samples_ms)
+    if med * reps < SHORT_SAMPLE_FRACTION * min_ms and reps < max_reps:
+        floor = max(resolution_ms, 1e-6)
+        reps = max(reps + 1, min(max_reps, math.ceil(1.1 * min_ms / max(med, floor))))
+        got = collect_samples(sample, reps, measure, check)
+        med = median(got.samples_ms)
+    return Spanning(reps, got, med, med * reps < SHORT_SAMPLE_FRACTION * min_ms)

@@ -16,7 +16,7 @@ import numpy as np
 
 from jit_core.protocol import Batch, BufferSpec, Candidate, CandidateResult, MeasureSpec
 from jit_core.reference import prng_f32
-from jit_core.timing import SHORT_SAMPLE_FRACTION, calibrate_reps, collect_samples, median, min_sample_span_ms
+from jit_core.timing import min_sample_span_ms, sample_spanning
 
 from .base import DeviceDriver, DriverError, NativeOptions
 
@@ -515,12 +515,11 @@ class NativeDriver(DeviceDriver):
                 return self._wall_sample(pipeline, gpu, k.workgroups, reps)
 
             min_ms = min_sample_span_ms(m, res.timer_resolution_ms)
-            res.reps = calibrate_reps(t, min_ms, m.max_reps, res.timer_resolution_ms or 0.0,
-                                      sample, refine=True)
-            check_time("calibration")
-            got = collect_samples(sample, res.reps, m, lambda: check_time("a sample"))
-            res.samples_ms, res.stop, res.ci_ms = got.samples_ms, got.stop, got.ci_ms
-            if median(res.samples_ms) * res.reps < SHORT_SAMPLE_FRACTION * min_ms:
+            got = sample_spanning(t, min_ms, m.max_reps, res.timer_resolution_ms or 0.0, sample, m,
+                                  refine=True, check=lambda: check_time("calibration or a sample"))
+            res.reps = got.reps
+            res.samples_ms, res.stop, res.ci_ms = got.samples.samples_ms, got.samples.stop, got.samples.ci_ms
+            if got.short:
                 res.flags.append("short-samples")
             res.values = self._read_values(gpu, batch.check_positions)
             res.ok = True

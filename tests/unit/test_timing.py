@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from jit_core.protocol import MeasureSpec
-from jit_core.timing import calibrate_reps, collect_samples, median, median_ci, min_sample_span_ms
+from jit_core.timing import calibrate_reps, collect_samples, median, median_ci, min_sample_span_ms, sample_spanning
 
 
 def test_median_ci_needs_six_samples_at_95_percent():
@@ -64,3 +64,22 @@ def test_measure_spec_json_carries_the_new_fields_with_defaults_of_a_fixed_count
     assert j["targetCiRel"] is None and j["minTicks"] == 100 and j["maxSamples"] == 50
     with pytest.raises(ValueError):
         MeasureSpec(target_ci_rel=1.5)
+
+
+def test_samples_that_fall_short_after_a_slow_calibration_are_taken_again_with_more_reps():
+    # The first runs are slow (0.5 ms each), then the device settles at 0.1 ms a run: the reps
+    # calibrated on the slow runs make samples of half the span; one re-calibration fixes it.
+    calls = {"n": 0}
+
+    def per_run(reps: int) -> float:
+        calls["n"] += 1
+        return 0.5 if calls["n"] <= 2 else 0.1
+
+    got = sample_spanning(0.5, 4.0, 1000, 0.001, per_run, MeasureSpec(samples=5), refine=True)
+    assert not got.short and got.median_ms * got.reps >= 4.0
+    assert len(got.samples.samples_ms) == 5
+
+
+def test_samples_capped_by_max_reps_stay_short_and_say_so():
+    got = sample_spanning(0.01, 4.0, 8, 0.001, lambda reps: 0.01, MeasureSpec(samples=3), refine=True)
+    assert got.reps == 8 and got.short

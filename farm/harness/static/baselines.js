@@ -4,7 +4,7 @@
 // ('fallback'), never a slow one. See PROTOCOL.md, "runBaseline".
 import { BaselineError, errorText } from './baseline_common.js';
 import {
-  SHORT_SAMPLE_FRACTION, calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs, now,
+  measureWallResolution, minSampleSpanMs, now, sampleSpanning,
 } from './timing.js';
 import { setupTfjs } from './baseline_tfjs.js';
 import { setupOrt } from './baseline_ort.js';
@@ -46,9 +46,8 @@ async function measureOp(op, spec, out, abort) {
   const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
   const minMs = minSampleSpanMs(measure, out.timer.resolutionMs);
   const tOne = await timeReps(1);
-  out.reps = await calibrateReps(tOne, minMs, maxReps, out.timer.resolutionMs, timeReps, abort);
-  const got = await collectSamples(timeReps, out.reps, measure, abort);
-  Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+  const got = await sampleSpanning(tOne, minMs, maxReps, out.timer.resolutionMs, timeReps, measure, abort);
+  Object.assign(out, { reps: got.reps, samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
   if (op.gpuTime) {
     // GPU timestamps of single calls, next to the wall-clock samples (not instead of them).
     out.gpuMs = [];
@@ -57,14 +56,13 @@ async function measureOp(op, spec, out, abort) {
       if (ms != null && ms > 0) out.gpuMs.push(ms);
     }
   }
-  const sorted = [...got.samplesMs].sort((a, b) => a - b);
   if (out.gpuMs && out.gpuMs.length) {
     // GPU time of a call cannot exceed its wall time (dispatch + sync + readback). Seen with
     // TF.js on SwiftShader: many passes per command buffer, whose timestamps do not bracket work.
     const g = [...out.gpuMs].sort((a, b) => a - b)[Math.floor(out.gpuMs.length / 2)];
-    if (g > 1.2 * sorted[Math.floor(sorted.length / 2)]) out.flags.push('gpu-timestamps-implausible');
+    if (g > 1.2 * got.medianMs) out.flags.push('gpu-timestamps-implausible');
   }
-  if (sorted[Math.floor(sorted.length / 2)] * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
+  if (got.short) out.flags.push('short-samples');
 }
 
 const SETUPS = { tfjs: setupTfjs, ort: setupOrt };

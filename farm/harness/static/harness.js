@@ -3,7 +3,7 @@
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
 import { prngF32 } from './prng.js';
 import {
-  SHORT_SAMPLE_FRACTION, calibrateReps, collectSamples, measureWallResolution, minSampleSpanMs,
+  measureWallResolution, minSampleSpanMs, sampleSpanning,
 } from './timing.js';
 import { makeBaselineRunner } from './baselines.js';
 import { probeWebCapabilities } from './webcaps.js';
@@ -418,12 +418,6 @@ async function timestampRun(ctx, pipeline, wg, reps) {
   return end > begin ? Number(end - begin) / 1e6 : 0;
 }
 
-function medianOf(xs) {
-  const s = Array.from(xs).sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 function formatCompilationMessages(messages) {
   return messages.map((m) => `${m.lineNum}:${m.linePos}: ${m.type}: ${m.message}`).join('\n');
 }
@@ -483,14 +477,11 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
     const sample = (reps) => (timer.kind === 'timestamp'
       ? timestampRun(ctx, pipeline, wg, reps)
       : wallRun(ctx, pipeline, wg, reps));
-    const tOne = await wallRun(ctx, pipeline, wg, 1);
-    out.reps = await calibrateReps(tOne, minMs, maxReps, timer.resolutionMs, sample, abort);
-
     // 5. samples: a fixed count, or until the median's CI is narrow enough (timing.js)
-    checkAbort(abort);
-    const got = await collectSamples(sample, out.reps, measure, abort);
-    Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
-    if (medianOf(got.samplesMs) * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
+    const tOne = await wallRun(ctx, pipeline, wg, 1);
+    const got = await sampleSpanning(tOne, minMs, maxReps, timer.resolutionMs, sample, measure, abort);
+    Object.assign(out, { reps: got.reps, samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+    if (got.short) out.flags.push('short-samples');
 
     // 6. values at the check positions
     checkAbort(abort);

@@ -96,3 +96,26 @@ export async function collectSamples(sample, reps, measure, abort) {
   const ci = medianCi(samplesMs);
   return { samplesMs, stop, ciMs: ci && ci.lo != null ? [ci.lo, ci.hi] : null };
 }
+
+export function median(xs) {
+  const s = Array.from(xs).sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+// calibrateReps, then collectSamples. When the median sample still spans under
+// SHORT_SAMPLE_FRACTION of minMs (calibration overshot on a busy machine: the first runs were slow)
+// and reps may grow, reps is set again from that steady-state median and the samples are taken
+// again, once. `short` says whether the samples returned still fall short (flag 'short-samples').
+export async function sampleSpanning(tOne, minMs, maxReps, resolutionMs, sample, measure, abort) {
+  let reps = await calibrateReps(tOne, minMs, maxReps, resolutionMs, sample, abort);
+  let got = await collectSamples(sample, reps, measure, abort);
+  let med = median(got.samplesMs);
+  if (med * reps < SHORT_SAMPLE_FRACTION * minMs && reps < maxReps) {
+    const floor = Math.max(resolutionMs || 0, 1e-6);
+    reps = clamp(Math.ceil(1.1 * minMs / Math.max(med, floor)), reps + 1, maxReps);
+    got = await collectSamples(sample, reps, measure, abort);
+    med = median(got.samplesMs);
+  }
+  return { ...got, reps, medianMs: med, short: med * reps < SHORT_SAMPLE_FRACTION * minMs };
+}

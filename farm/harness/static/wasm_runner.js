@@ -4,7 +4,7 @@
 // memory (shared memories need a cross-origin isolated page). Timing is the wall clock around
 // synchronous calls, so no readback is needed: the output is in the page's memory when run returns.
 import { prngF32 } from './prng.js';
-import { SHORT_SAMPLE_FRACTION, calibrateReps, collectSamples, minSampleSpanMs } from './timing.js';
+import { minSampleSpanMs, sampleSpanning } from './timing.js';
 
 // Control block at the start of a shared memory (Int32 slots), read by wasm_worker.js.
 export const CTL = { GEN: 0, CMD: 1, DONE: 2, NT: 3, UNITS: 4, ERR: 5, SBASE: 6, SBYTES: 7, NARGS: 8, ARGS: 9, GRAIN: 20, NEXT: 21 };
@@ -270,11 +270,9 @@ async function runCandidate(ctx, cand, measure, positions) {
       await null; // let the page's event loop breathe between samples
       return t;
     };
-    out.reps = await calibrateReps(timeReps(1), minMs, maxReps, ctx.resolutionMs, sample, abort);
-    const got = await collectSamples(sample, out.reps, measure, abort);
-    Object.assign(out, { samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
-    const sorted = [...got.samplesMs].sort((x, y) => x - y);
-    if (sorted[Math.floor(sorted.length / 2)] * out.reps < SHORT_SAMPLE_FRACTION * minMs) out.flags.push('short-samples');
+    const got = await sampleSpanning(timeReps(1), minMs, maxReps, ctx.resolutionMs, sample, measure, abort);
+    Object.assign(out, { reps: got.reps, samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+    if (got.short) out.flags.push('short-samples');
   } catch (e) {
     if (e instanceof WasmError) throw e;
     throw new WasmError('runtime', message(e)); // a trap (out-of-bounds access, unreachable)
