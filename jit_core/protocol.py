@@ -18,6 +18,33 @@ ERROR_CLASSES = ("compile", "validation", "runtime", "timeout", "device-lost", "
 
 
 KERNEL_KINDS = ("wgsl", "wasm")
+ACCESS = ("read", "read_write")
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One more WGSL dispatch of a multi-dispatch kernel (see ``KernelSource.then``): its source,
+    entry point, grid and workgroup size, and the buffers bound at bindings 0.. of group 0, by name
+    (a batch buffer or one of the kernel's scratch buffers) with the access the shader declares."""
+
+    code: str
+    entry: str
+    workgroups: tuple[int, int, int]
+    workgroup_size: tuple[int, int, int]
+    bindings: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        _check_bindings(self.bindings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "entry": self.entry, "workgroups": list(self.workgroups),
+                "workgroupSize": list(self.workgroup_size), "bindings": [list(b) for b in self.bindings]}
+
+
+def _check_bindings(bindings: tuple[tuple[str, str], ...]) -> None:
+    for b in bindings:
+        if len(b) != 2 or b[1] not in ACCESS:
+            raise ValueError(f"a binding is (buffer name, one of {ACCESS}), got {b!r}")
 
 
 @dataclass(frozen=True)
@@ -27,7 +54,13 @@ class KernelSource:
     ``env.memory`` and exports ``entry(A, B, C, u0, u1, scratch)`` (byte addresses, a range of
     ``units`` work units, this thread's scratch area); the page splits the units over ``threads``
     threads sharing the memory and gives each ``scratch_bytes`` of scratch; ``code`` is a one-line
-    description for records; workgroups and workgroup_size are unused (1, 1, 1)."""
+    description for records; workgroups and workgroup_size are unused (1, 1, 1).
+
+    A WGSL kernel may be several dispatches run in order, one run being all of them (split-K's
+    partial products then their reduction; a transformer block's chain of kernels): ``bindings``
+    names the buffers of the first dispatch (empty: the batch's buffers in binding order), ``then``
+    holds the next dispatches, and ``scratch`` declares (name, elements) buffers that live as long as
+    the candidate, zero-initialised, bindable by name like the batch's buffers."""
 
     code: str
     entry: str
@@ -38,12 +71,33 @@ class KernelSource:
     threads: int = 1
     units: int = 0
     scratch_bytes: int = 0
+    bindings: tuple[tuple[str, str], ...] = ()
+    then: tuple[Dispatch, ...] = ()
+    scratch: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KERNEL_KINDS:
             raise ValueError(f"kernel kind must be one of {KERNEL_KINDS}, got {self.kind!r}")
         if self.kind == "wasm" and (not self.binary or self.threads < 1 or self.units < 1):
             raise ValueError("a wasm kernel needs a binary, threads >= 1 and units >= 1")
+        if self.kind == "wasm" and (self.bindings or self.then or self.scratch):
+            raise ValueError("a wasm kernel is one call: no bindings, then or scratch")
+        _check_bindings(self.bindings)
+        if self.then and not self.bindings:
+            raise ValueError("a multi-dispatch kernel names the bindings of its first dispatch")
+        for name, size in self.scratch:
+            if not name or not isinstance(size, int) or size < 1:
+                raise ValueError(f"a scratch buffer is (name, elements >= 1), got {(name, size)!r}")
+
+    @property
+    def dispatches(self) -> int:
+        return 1 + len(self.then)
+
+    def full_text(self) -> str:
+        """Every dispatch's source, in order: what identifies the kernel (replay, records)."""
+        if not self.then:
+            return self.code
+        return "\n// ---- next dispatch\n".join([self.code, *(d.code for d in self.then)])
 
     def to_json(self, cid: str) -> dict[str, Any]:
         """The candidate's form in a batch JSON (see farm/harness/PROTOCOL.md)."""
@@ -55,6 +109,12 @@ class KernelSource:
             "workgroups": list(self.workgroups),
             "workgroupSize": list(self.workgroup_size),
         }
+        if self.bindings:
+            d["bindings"] = [list(b) for b in self.bindings]
+        if self.then:
+            d["then"] = [t.to_json() for t in self.then]
+        if self.scratch:
+            d["scratch"] = [{"name": n, "size": size} for n, size in self.scratch]
         if self.kind == "wasm":
             d.update(wasm=base64.b64encode(self.binary).decode("ascii"), threads=self.threads,
                      units=self.units, scratchBytes=self.scratch_bytes)
@@ -63,8 +123,9 @@ class KernelSource:
 
 @dataclass(frozen=True)
 class BufferSpec:
-    """A storage buffer bound at ``binding`` of group 0. ``init`` is 'prng' (from seed and stream)
-    or 'zero'; ``output`` marks the buffer the check reads."""
+    """A storage buffer bound at ``binding`` of group 0. ``init`` is 'prng' (from seed and stream:
+    ``shift + scale * prng``, computed in double and stored as f32, see
+    ``reference.prng_buffer``) or 'zero'; ``output`` marks the buffer the check reads."""
 
     name: str
     binding: int
@@ -75,6 +136,8 @@ class BufferSpec:
     stream: int = 0
     dtype: str = "f32"
     output: bool = False
+    scale: float = 1.0
+    shift: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,15 @@ def prng_f32(seed: int, stream: int, n: int, offset: int = 0) -> np.ndarray:
     return ((h >> np.uint32(8)).astype(np.float64) * 2.0**-23 - 1.0).astype(np.float32)
 
 
+def prng_buffer(seed: int, stream: int, n: int, *, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    """A 'prng' buffer's contents: ``shift + scale * prng`` computed in double, stored as f32 (the
+    harness computes the same in JavaScript numbers, so both sides hold the same bits)."""
+    x = prng_f32(seed, stream, n)
+    if scale == 1.0 and shift == 0.0:
+        return x
+    return (shift + scale * x.astype(np.float64)).astype(np.float32)
+
+
 # Streams of each input of an op; the harness uses the same numbers.
 INPUT_STREAMS = {"A": 0, "B": 1, "bias": 2}
 

@@ -165,7 +165,7 @@ class ReplayRunner:
             raise ValueError(f"recording made with {recording.template} v{recording.template_version}, "
                              f"template is v{tpl.version}: record it again")
         self.recording = recording
-        self._by_code = {tpl.render(recording.op, Config.from_key(k)).code: k for k in recording.configs}
+        self._by_code = {tpl.render(recording.op, Config.from_key(k)).full_text(): k for k in recording.configs}
         self._cursor: dict[str, int] = {}
         self.device_s = 0.0
         self.candidates = 0
@@ -176,7 +176,7 @@ class ReplayRunner:
     def run_batch(self, batch: Batch) -> list[CandidateResult]:
         seed = batch.buffers[0].seed
         expected = expected_values(batch.op, seed, list(batch.check_positions)).tolist()
-        return [self._answer(c.id, c.kernel.code, batch.measure, expected) for c in batch.candidates]
+        return [self._answer(c.id, c.kernel.full_text(), batch.measure, expected) for c in batch.candidates]
 
     def _answer(self, cid: str, code: str, measure: MeasureSpec, expected: list[float]) -> CandidateResult:
         self.candidates += 1

@@ -15,7 +15,7 @@ from typing import Callable, Any
 import numpy as np
 
 from jit_core.protocol import Batch, BufferSpec, Candidate, CandidateResult, MeasureSpec
-from jit_core.reference import prng_f32
+from jit_core.reference import prng_buffer
 from jit_core.timing import min_sample_span_ms, sample_spanning
 
 from .base import DeviceDriver, DriverError, NativeOptions
@@ -92,6 +92,7 @@ class _BatchGpu:
     ts_resolve: Any | None
     ts_staging: Any | None
     buffers: list[Any] = field(default_factory=list)
+    named: dict[str, Any] = field(default_factory=dict)  # batch buffers by name
 
     def destroy(self) -> None:
         extra = [self.staging, self.sync_src, self.sync_dst, self.ts_resolve, self.ts_staging, self.query_set]
@@ -107,14 +108,19 @@ class _Timeout(Exception):
     pass
 
 
+class _BadProgram(Exception):
+    """A candidate that binds buffers the batch does not have: the sender's fault ('harness')."""
+
+
 _Grid = tuple[int, int, int]
+_Program = list[tuple[Any, Any, _Grid]]  # (pipeline, bind group, grid) per dispatch
 
 
 @functools.lru_cache(maxsize=4)
-def _prng_inputs(seed: int, stream: int, size: int) -> np.ndarray:
+def _prng_inputs(seed: int, stream: int, size: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
     """Inputs of the last few batches: every batch of one tune uploads the same arrays, and a
     Llama-sized B (45M values) takes seconds to generate."""
-    data = prng_f32(seed, stream, size)
+    data = prng_buffer(seed, stream, size, scale=scale, shift=shift)
     data.setflags(write=False)
     return data
 
@@ -430,9 +436,11 @@ class NativeDriver(DeviceDriver):
             if bad:
                 raise ValueError(f"check positions {bad[:5]} outside output {out_spec.name!r} of size {out_spec.size}")
         buffers, entries, layout_entries, output = [], [], [], None
+        named: dict[str, Any] = {}
         for spec in batch.buffers:
             buf = dev.create_buffer(label=spec.name, size=4 * spec.size, usage=BU.STORAGE | BU.COPY_DST | BU.COPY_SRC)
             buffers.append(buf)
+            named[spec.name] = buf
             if spec.init == "prng":
                 dev.queue.write_buffer(buf, 0, self._host_data(spec))
             elif spec.init != "zero":
@@ -458,6 +466,7 @@ class NativeDriver(DeviceDriver):
             ts_resolve=dev.create_buffer(size=16, usage=BU.QUERY_RESOLVE | BU.COPY_SRC) if has_ts else None,
             ts_staging=dev.create_buffer(size=16, usage=BU.MAP_READ | BU.COPY_DST) if has_ts else None,
             buffers=buffers,
+            named=named,
         )
         self._sync(gpu)  # uploads done before the first candidate is timed
         return gpu
@@ -466,14 +475,13 @@ class NativeDriver(DeviceDriver):
     def _host_data(spec: BufferSpec) -> np.ndarray:
         if spec.dtype != "f32":
             raise ValueError(f"buffer {spec.name!r}: dtype {spec.dtype!r} not supported (f32 only)")
-        return _prng_inputs(spec.seed, spec.stream, spec.size)
+        return _prng_inputs(spec.seed, spec.stream, spec.size, spec.scale, spec.shift)
 
     # ----- one candidate
 
     def _run_candidate(self, cand: Candidate, gpu: _BatchGpu, batch: Batch) -> CandidateResult:
         m: MeasureSpec = batch.measure
         res = CandidateResult(id=cand.id, ok=False)
-        k = cand.kernel
         start = time.perf_counter()
         stage = "compile"
 
@@ -485,12 +493,10 @@ class NativeDriver(DeviceDriver):
                     "native dispatches cannot be interrupted)"
                 )
 
+        scratch: list[Any] = []
         try:
             t0 = time.perf_counter()
-            module = self._device.create_shader_module(label=cand.id, code=k.code)
-            pipeline = self._device.create_compute_pipeline(
-                label=cand.id, layout=gpu.layout, compute={"module": module, "entry_point": k.entry}
-            )
+            program = self._program(cand, gpu, scratch)
             res.compile_ms = (time.perf_counter() - t0) * 1e3
             stage = "run"
             check_time("compile")
@@ -498,21 +504,21 @@ class NativeDriver(DeviceDriver):
                 enc = self._device.create_command_encoder()
                 enc.clear_buffer(gpu.output, 0, gpu.output_bytes)
                 self._device.queue.submit([enc.finish()])
-            res.first_run_ms = self._wall_sample(pipeline, gpu, k.workgroups, 1)
+            res.first_run_ms = self._wall_sample(program, gpu, 1)
             check_time("first run")
             for _ in range(m.warmup):
-                self._submit(pipeline, gpu, k.workgroups, 1)
+                self._submit(program, gpu, 1)
             self._sync(gpu)
             check_time("warmup")
-            t = self._wall_sample(pipeline, gpu, k.workgroups, 1)
+            t = self._wall_sample(program, gpu, 1)
             use_ts = m.timer == "auto" and gpu.query_set is not None and self._timestamp_usable
             res.timer_kind = "timestamp" if use_ts else "wall"
             res.timer_resolution_ms = self._timestamp_res_ms if use_ts else self._wall_res_ms
 
             def sample(reps: int) -> float:
                 if use_ts:
-                    return self._timestamp_sample(pipeline, gpu, k.workgroups, reps)
-                return self._wall_sample(pipeline, gpu, k.workgroups, reps)
+                    return self._timestamp_sample(program, gpu, reps)
+                return self._wall_sample(program, gpu, reps)
 
             min_ms = min_sample_span_ms(m, res.timer_resolution_ms)
             got = sample_spanning(t, min_ms, m.max_reps, res.timer_resolution_ms or 0.0, sample, m,
@@ -525,12 +531,53 @@ class NativeDriver(DeviceDriver):
             res.ok = True
         except _Timeout as e:
             res.error_class, res.error = "timeout", str(e)
+        except _BadProgram as e:
+            res.error_class, res.error = "harness", str(e)
         except Exception as e:
             res.error_class = self._classify(e, stage)
             res.error = f"{type(e).__name__}: {e}"[:4000]
             if res.error_class != "device-lost":
                 self._unmap_all(gpu)
+        finally:
+            for b in scratch:
+                try:
+                    b.destroy()
+                except Exception:
+                    pass
         return res
+
+    def _program(self, cand: Candidate, gpu: _BatchGpu, scratch: list[Any]) -> "_Program":
+        """Compile the candidate's dispatches: (pipeline, bind group, grid) each, in order. Scratch
+        buffers are created zeroed into ``scratch`` (the caller destroys them)."""
+        dev, wgpu, k = self._device, self._wgpu, cand.kernel
+        named = dict(gpu.named)
+        for name, size in k.scratch:
+            buf = dev.create_buffer(label=name, size=4 * size, usage=wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC)
+            scratch.append(buf)
+            named[name] = buf
+        steps = [(k.code, k.entry, k.workgroups, k.bindings),
+                 *((d.code, d.entry, d.workgroups, d.bindings) for d in k.then)]
+        program: _Program = []
+        for i, (code, entry, grid, bindings) in enumerate(steps):
+            module = dev.create_shader_module(label=f"{cand.id}.{i}", code=code)
+            if not bindings:
+                layout, bind = gpu.layout, gpu.bind_group
+            else:
+                missing = [n for n, _ in bindings if n not in named]
+                if missing:
+                    raise _BadProgram(f"dispatch {i} binds unknown buffers {missing}")
+                kind = {"read": wgpu.BufferBindingType.read_only_storage, "read_write": wgpu.BufferBindingType.storage}
+                bgl = dev.create_bind_group_layout(entries=[
+                    {"binding": j, "visibility": wgpu.ShaderStage.COMPUTE, "buffer": {"type": kind[acc]}}
+                    for j, (_, acc) in enumerate(bindings)])
+                bind = dev.create_bind_group(layout=bgl, entries=[
+                    {"binding": j, "resource": {"buffer": named[n], "offset": 0, "size": named[n].size}}
+                    for j, (n, _) in enumerate(bindings)])
+                layout = dev.create_pipeline_layout(bind_group_layouts=[bgl])
+            pipeline = dev.create_compute_pipeline(label=f"{cand.id}.{i}", layout=layout,
+                                                   compute={"module": module, "entry_point": entry})
+            program.append((pipeline, bind, tuple(grid)))
+        return program
 
     @staticmethod
     def _unmap_all(gpu: _BatchGpu) -> None:
@@ -561,21 +608,29 @@ class NativeDriver(DeviceDriver):
 
     # ----- GPU steps
 
-    def _encode(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int, timestamps: bool) -> Any:
+    def _encode(self, program: "_Program", gpu: _BatchGpu, reps: int, timestamps: bool) -> Any:
         enc = self._device.create_command_encoder()
         writes = None
         if timestamps:
             writes = {"query_set": gpu.query_set, "beginning_of_pass_write_index": 0, "end_of_pass_write_index": 1}
         cp = enc.begin_compute_pass(timestamp_writes=writes)
-        cp.set_pipeline(pipeline)
-        cp.set_bind_group(0, gpu.bind_group)
-        for _ in range(reps):
-            cp.dispatch_workgroups(*workgroups)
+        if len(program) == 1:
+            pipeline, bind, grid = program[0]
+            cp.set_pipeline(pipeline)
+            cp.set_bind_group(0, bind)
+            for _ in range(reps):
+                cp.dispatch_workgroups(*grid)
+        else:
+            for _ in range(reps):
+                for pipeline, bind, grid in program:
+                    cp.set_pipeline(pipeline)
+                    cp.set_bind_group(0, bind)
+                    cp.dispatch_workgroups(*grid)
         cp.end()
         return enc
 
-    def _submit(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int) -> None:
-        self._device.queue.submit([self._encode(pipeline, gpu, workgroups, reps, False).finish()])
+    def _submit(self, program: "_Program", gpu: _BatchGpu, reps: int) -> None:
+        self._device.queue.submit([self._encode(program, gpu, reps, False).finish()])
 
     def _sync(self, gpu: _BatchGpu) -> None:
         """Wait for all submitted work by mapping a 4-byte buffer copied after it (wgpu 0.32's
@@ -586,10 +641,10 @@ class NativeDriver(DeviceDriver):
         gpu.sync_dst.map_sync(self._wgpu.MapMode.READ)
         gpu.sync_dst.unmap()
 
-    def _wall_sample(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int) -> float:
-        """Milliseconds per dispatch: encode + submit + copy of the whole output + map/read."""
+    def _wall_sample(self, program: "_Program", gpu: _BatchGpu, reps: int) -> float:
+        """Milliseconds per run (all dispatches): encode + submit + copy of the whole output + map/read."""
         t0 = time.perf_counter()
-        enc = self._encode(pipeline, gpu, workgroups, reps, False)
+        enc = self._encode(program, gpu, reps, False)
         if gpu.staging is not None:
             enc.copy_buffer_to_buffer(gpu.output, 0, gpu.staging, 0, gpu.output_bytes)
         self._device.queue.submit([enc.finish()])
@@ -601,9 +656,9 @@ class NativeDriver(DeviceDriver):
             self._sync(gpu)
         return (time.perf_counter() - t0) * 1e3 / reps
 
-    def _timestamp_sample(self, pipeline: Any, gpu: _BatchGpu, workgroups: _Grid, reps: int) -> float:
-        """Milliseconds per dispatch from the pass's begin/end timestamps."""
-        enc = self._encode(pipeline, gpu, workgroups, reps, True)
+    def _timestamp_sample(self, program: "_Program", gpu: _BatchGpu, reps: int) -> float:
+        """Milliseconds per run (all dispatches) from the pass's begin/end timestamps."""
+        enc = self._encode(program, gpu, reps, True)
         enc.resolve_query_set(gpu.query_set, 0, 2, gpu.ts_resolve, 0)
         enc.copy_buffer_to_buffer(gpu.ts_resolve, 0, gpu.ts_staging, 0, 16)
         self._device.queue.submit([enc.finish()])

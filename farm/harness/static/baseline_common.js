@@ -1,5 +1,5 @@
 // Shared by the baseline runners: errors, loading library files from node_modules, PRNG inputs.
-import { prngF32 } from './prng.js';
+import { prngBuffer } from './prng.js';
 
 export const NM = '/node_modules';
 export const SETUP_HINT = "run the README's setup command (npm ci in farm/harness) to install the baseline libraries";
@@ -51,7 +51,7 @@ export function prngInputs(spec) {
   for (const b of spec.buffers || []) {
     if (b.output) continue;
     if (b.init !== 'prng') throw new BaselineError('harness', `baseline input ${b.name}: init ${b.init} is not supported (prng only)`);
-    inputs[b.name] = prngF32(b.seed, b.stream, b.size);
+    inputs[b.name] = prngBuffer(b);
   }
   return inputs;
 }

@@ -1,7 +1,7 @@
 // jitfarm in-browser harness: a thin executor for farm/harness/PROTOCOL.md.
 // It compiles and times what the driver sends and answers with raw samples; it decides nothing a
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
-import { prngF32 } from './prng.js';
+import { prngBuffer, prngF32 } from './prng.js';
 import {
   measureWallResolution, minSampleSpanMs, sampleSpanning,
 } from './timing.js';
@@ -322,12 +322,40 @@ function checkAbort(abort) {
   if (abort.aborted) throw new TimeoutError('aborted after timeout');
 }
 
+// Read-only PRNG buffers (weights, inputs) are kept from one batch to the next on the same
+// device: a tune sends many batches over the same inputs, and a transformer block's weights are
+// hundreds of MB that take seconds to generate. Only buffers the next batch names again survive.
+let inputCache = new Map(); // key -> {device, buf}
+
+function inputKey(spec) {
+  return JSON.stringify([spec.size, spec.seed, spec.stream, spec.scale ?? 1, spec.shift ?? 0]);
+}
+
+function takeCachedInput(device, spec) {
+  if (spec.init !== 'prng' || spec.access !== 'read') return null;
+  const hit = inputCache.get(inputKey(spec));
+  return hit && hit.device === device ? hit.buf : null;
+}
+
+// After a batch: keep exactly the read-only PRNG buffers it used; free the others.
+function retainInputs(device, used) {
+  for (const [key, entry] of inputCache) {
+    if (!used.has(key) || entry.device !== device) { try { entry.buf.destroy(); } catch (e) { /* gone */ } }
+  }
+  inputCache = new Map([...used].map(([key, buf]) => [key, { device, buf }]));
+}
+
 async function makeBatchContext(state, batch, wantTimestamp) {
   const device = state.device;
   const created = [];
   const ctx = {
-    state, device, buffers: [], output: null, outBytes: 0,
-    destroy() { for (const r of created) { try { r.destroy(); } catch (e) { /* gone */ } } created.length = 0; },
+    state, device, buffers: [], named: new Map(), cached: new Map(), output: null, outBytes: 0,
+    destroy() {
+      for (const r of created) { try { r.destroy(); } catch (e) { /* gone */ } }
+      created.length = 0;
+      retainInputs(device, this.cached);
+      this.cached = new Map();
+    },
   };
   try {
     await scoped(device, 'harness', async () => {
@@ -336,16 +364,21 @@ async function makeBatchContext(state, batch, wantTimestamp) {
         const bytes = Math.max(4, spec.size * 4);
         const prng = spec.init === 'prng';
         if (!prng && spec.init !== 'zero') throw new HarnessError('harness', `buffer ${spec.name}: unknown init ${spec.init}`);
-        const buf = device.createBuffer({
-          size: bytes, mappedAtCreation: prng,
-          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-        });
-        created.push(buf);
-        if (prng) {
-          new Float32Array(buf.getMappedRange()).set(prngF32(spec.seed, spec.stream, spec.size));
-          buf.unmap();
+        let buf = (prng && spec.access === 'read' && ctx.cached.get(inputKey(spec))) || takeCachedInput(device, spec);
+        if (!buf) {
+          buf = device.createBuffer({
+            size: bytes, mappedAtCreation: prng,
+            usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+          });
+          if (prng) {
+            new Float32Array(buf.getMappedRange()).set(prngBuffer(spec));
+            buf.unmap();
+          }
         }
+        if (prng && spec.access === 'read') ctx.cached.set(inputKey(spec), buf);
+        else created.push(buf);
         ctx.buffers.push({ spec, buf });
+        ctx.named.set(spec.name, buf);
         if (spec.output) { ctx.output = buf; ctx.outBytes = bytes; }
       }
       if (!ctx.output) throw new HarnessError('harness', 'batch has no buffer with output: true');
@@ -377,13 +410,25 @@ async function makeBatchContext(state, batch, wantTimestamp) {
   return ctx;
 }
 
-function encodePass(enc, ctx, pipeline, wg, reps, timestamp) {
+// A program: one {pipeline, bindGroup, wg} per dispatch; a run is all of them, in order.
+function encodePass(enc, ctx, program, reps, timestamp) {
   const pass = enc.beginComputePass(timestamp
     ? { timestampWrites: { querySet: ctx.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
     : {});
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, ctx.bindGroup);
-  for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(wg[0], wg[1] ?? 1, wg[2] ?? 1);
+  if (program.length === 1) {
+    const { pipeline, bindGroup, wg } = program[0];
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(wg[0], wg[1] ?? 1, wg[2] ?? 1);
+  } else {
+    for (let i = 0; i < reps; i++) {
+      for (const { pipeline, bindGroup, wg } of program) {
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(wg[0], wg[1] ?? 1, wg[2] ?? 1);
+      }
+    }
+  }
   pass.end();
 }
 
@@ -397,18 +442,18 @@ async function readBack(ctx, enc, keep) {
   return data;
 }
 
-// Wall time of `reps` dispatches in one pass, with sync by readback.
-async function wallRun(ctx, pipeline, wg, reps) {
+// Wall time of `reps` runs in one pass, with sync by readback.
+async function wallRun(ctx, program, reps) {
   const t0 = now();
   const enc = ctx.device.createCommandEncoder();
-  encodePass(enc, ctx, pipeline, wg, reps, false);
+  encodePass(enc, ctx, program, reps, false);
   await readBack(ctx, enc, false);
   return now() - t0;
 }
 
-async function timestampRun(ctx, pipeline, wg, reps) {
+async function timestampRun(ctx, program, reps) {
   const enc = ctx.device.createCommandEncoder();
-  encodePass(enc, ctx, pipeline, wg, reps, true);
+  encodePass(enc, ctx, program, reps, true);
   enc.resolveQuerySet(ctx.querySet, 0, 2, ctx.queryResolve, 0);
   enc.copyBufferToBuffer(ctx.queryResolve, 0, ctx.queryRead, 0, 16);
   ctx.device.queue.submit([enc.finish()]);
@@ -422,75 +467,121 @@ function formatCompilationMessages(messages) {
   return messages.map((m) => `${m.lineNum}:${m.linePos}: ${m.type}: ${m.message}`).join('\n');
 }
 
+async function compileOne(device, code, entry, layout) {
+  return scoped(device, 'compile', async () => {
+    const module = device.createShaderModule({ code });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) throw new HarnessError('compile', formatCompilationMessages(errors));
+    try {
+      return await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: entry || 'main' } });
+    } catch (e) {
+      throw new HarnessError('compile', errorMessage(e));
+    }
+  });
+}
+
+// The candidate's dispatches as a program. Without `bindings` a dispatch binds the batch's buffers
+// in binding order; with them, buffers by name (the batch's, or the candidate's scratch buffers,
+// created zeroed into `scratch`), each read-only or read-write as the shader declares.
+async function compileProgram(ctx, cand, scratch) {
+  const device = ctx.device;
+  const named = new Map(ctx.named);
+  for (const s of cand.scratch || []) {
+    const buf = device.createBuffer({ size: Math.max(4, s.size * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    scratch.push(buf);
+    named.set(s.name, buf);
+  }
+  const steps = [cand, ...(cand.then || [])];
+  const program = [];
+  for (const step of steps) {
+    if (!step.bindings || !step.bindings.length) {
+      program.push({ pipeline: await compileOne(device, step.code, step.entry, ctx.pipelineLayout), bindGroup: ctx.bindGroup, wg: step.workgroups });
+      continue;
+    }
+    const missing = step.bindings.filter(([n]) => !named.has(n)).map(([n]) => n);
+    if (missing.length) throw new HarnessError('harness', `a dispatch binds unknown buffers: ${missing.join(', ')}`);
+    const layout = device.createBindGroupLayout({
+      entries: step.bindings.map(([, access], i) => ({
+        binding: i, visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' },
+      })),
+    });
+    const pipeline = await compileOne(device, step.code, step.entry, device.createPipelineLayout({ bindGroupLayouts: [layout] }));
+    const bindGroup = await scoped(device, 'validation', async () => device.createBindGroup({
+      layout, entries: step.bindings.map(([n], i) => ({ binding: i, resource: { buffer: named.get(n) } })),
+    }));
+    program.push({ pipeline, bindGroup, wg: step.workgroups });
+  }
+  return program;
+}
+
 async function runCandidate(ctx, cand, measure, positions, timer, abort) {
   const device = ctx.device;
-  const wg = cand.workgroups;
   const out = {
     id: cand.id, ok: false, errorClass: null, error: null, compileMs: null, firstRunMs: null,
     samplesMs: [], reps: 0, timer, values: null, flags: [],
   };
 
-  // 1. compile
+  // 1. compile every dispatch (one, or the candidate's chain: bindings by name, scratch buffers)
   const tc = now();
-  const pipeline = await scoped(device, 'compile', async () => {
-    const module = device.createShaderModule({ code: cand.code });
-    const info = await module.getCompilationInfo();
-    const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length) throw new HarnessError('compile', formatCompilationMessages(errors));
-    try {
-      return await device.createComputePipelineAsync({
-        layout: ctx.pipelineLayout, compute: { module, entryPoint: cand.entry || 'main' },
-      });
-    } catch (e) {
-      throw new HarnessError('compile', errorMessage(e));
-    }
-  });
-  out.compileMs = now() - tc;
-  checkAbort(abort);
-
-  await scoped(device, 'validation', async () => {
-    // 2. clear the output, run once, sync
-    const t1 = now();
-    const enc = device.createCommandEncoder();
-    enc.clearBuffer(ctx.output);
-    encodePass(enc, ctx, pipeline, wg, 1, false);
-    await readBack(ctx, enc, false);
-    out.firstRunMs = now() - t1;
-  });
-  checkAbort(abort);
-
-  await scoped(device, 'validation', async () => {
-    // 3. warmup
-    for (let i = 0; i < (measure.warmup ?? 0); i++) {
-      const enc = device.createCommandEncoder();
-      encodePass(enc, ctx, pipeline, wg, 1, false);
-      device.queue.submit([enc.finish()]);
-      await device.queue.onSubmittedWorkDone();
-      checkAbort(abort);
-    }
-
-    // 4. calibrate: a first estimate from one run on the wall clock, then refined (at most 3
-    //    times) with the timer the samples use, so one sample spans minSampleMs and minTicks
-    //    ticks of that timer rather than of a readback-dominated wall time.
-    const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
-    const minMs = minSampleSpanMs(measure, timer.resolutionMs);
-    const sample = (reps) => (timer.kind === 'timestamp'
-      ? timestampRun(ctx, pipeline, wg, reps)
-      : wallRun(ctx, pipeline, wg, reps));
-    // 5. samples: a fixed count, or until the median's CI is narrow enough (timing.js)
-    const tOne = await wallRun(ctx, pipeline, wg, 1);
-    const got = await sampleSpanning(tOne, minMs, maxReps, timer.resolutionMs, sample, measure, abort);
-    Object.assign(out, { reps: got.reps, samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
-    if (got.short) out.flags.push('short-samples');
-
-    // 6. values at the check positions
+  const scratch = [];
+  let program;
+  try {
+    program = await compileProgram(ctx, cand, scratch);
+  } catch (e) {
+    for (const b of scratch) { try { b.destroy(); } catch (err) { /* gone */ } }
+    throw e;
+  }
+  try {
+    out.compileMs = now() - tc;
     checkAbort(abort);
-    const data = await readBack(ctx, device.createCommandEncoder(), true);
-    out.values = positions.map((p) => (p >= 0 && p < data.length ? data[p] : NaN));
-  });
 
-  out.ok = true;
-  return out;
+    await scoped(device, 'validation', async () => {
+      // 2. clear the output, run once, sync
+      const t1 = now();
+      const enc = device.createCommandEncoder();
+      enc.clearBuffer(ctx.output);
+      encodePass(enc, ctx, program, 1, false);
+      await readBack(ctx, enc, false);
+      out.firstRunMs = now() - t1;
+    });
+    checkAbort(abort);
+
+    await scoped(device, 'validation', async () => {
+      // 3. warmup
+      for (let i = 0; i < (measure.warmup ?? 0); i++) {
+        const enc = device.createCommandEncoder();
+        encodePass(enc, ctx, program, 1, false);
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        checkAbort(abort);
+      }
+
+      // 4. calibrate: a first estimate from one run on the wall clock, then refined (at most 3
+      //    times) with the timer the samples use, so one sample spans minSampleMs and minTicks
+      //    ticks of that timer rather than of a readback-dominated wall time.
+      const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
+      const minMs = minSampleSpanMs(measure, timer.resolutionMs);
+      const sample = (reps) => (timer.kind === 'timestamp'
+        ? timestampRun(ctx, program, reps)
+        : wallRun(ctx, program, reps));
+      // 5. samples: a fixed count, or until the median's CI is narrow enough (timing.js)
+      const tOne = await wallRun(ctx, program, 1);
+      const got = await sampleSpanning(tOne, minMs, maxReps, timer.resolutionMs, sample, measure, abort);
+      Object.assign(out, { reps: got.reps, samplesMs: got.samplesMs, stop: got.stop, ciMs: got.ciMs, minSampleMs: minMs });
+      if (got.short) out.flags.push('short-samples');
+
+      // 6. values at the check positions
+      checkAbort(abort);
+      const data = await readBack(ctx, device.createCommandEncoder(), true);
+      out.values = positions.map((p) => (p >= 0 && p < data.length ? data[p] : NaN));
+    });
+    out.ok = true;
+    return out;
+  } finally {
+    for (const b of scratch) { try { b.destroy(); } catch (err) { /* gone */ } }
+  }
 }
 
 async function isLost(state) {

@@ -16,3 +16,13 @@ export function prngF32(seed, stream, n, offset = 0) {
   for (let i = 0; i < n; i++) out[i] = (hash32(seed, stream, offset + i) >>> 8) * 1.1920928955078125e-7 - 1;
   return out;
 }
+
+// A 'prng' buffer of the protocol: shift + scale * prng, in double, stored as f32 (the same bits
+// as jit_core.reference.prng_buffer).
+export function prngBuffer(spec) {
+  const out = prngF32(spec.seed, spec.stream, spec.size);
+  const scale = spec.scale ?? 1;
+  const shift = spec.shift ?? 0;
+  if (scale !== 1 || shift !== 0) for (let i = 0; i < out.length; i++) out[i] = shift + scale * out[i];
+  return out;
+}
