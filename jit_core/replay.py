@@ -93,7 +93,7 @@ class Recording:
         return Recording(
             op=op_from_dict(d["op"]), template=d["template"], template_version=d["template_version"],
             caps=DeviceCaps.from_dict(d["caps"]), measure=MeasureSpec(**d["measure"]),
-            configs={k: RecordedConfig(**v) for k, v in d["configs"].items()},
+            configs={_with_added_params(d["template"], k): RecordedConfig(**v) for k, v in d["configs"].items()},
             recorded_at=float(d.get("recorded_at", 0.0)),
         )
 
@@ -103,6 +103,21 @@ class Recording:
     @staticmethod
     def load(path: str | Path) -> "Recording":
         return Recording.from_dict(json.loads(Path(path).read_text()))
+
+
+def _with_added_params(template: str, key: str) -> str:
+    """A recorded config key in the template's current parameter order, where a parameter added
+    to the template after the recording (such as matmul-wgsl-vec4's SK) takes its first value, the
+    one that renders the kernel the recording timed (the template version did not change)."""
+    try:
+        params = get_template(template).params()
+    except ValueError:
+        return key
+    old = Config.from_key(key).as_dict()
+    names = [p.name for p in params]
+    if set(old) - set(names) or set(old) == set(names):
+        return key
+    return Config([(p.name, old.get(p.name, p.values[0])) for p in params]).key()
 
 
 def record_space(op: OpSpec, template: Template | str, caps: DeviceCaps, runner: Runner, *,

@@ -39,12 +39,14 @@ from dataclasses import dataclass
 
 from ..caps import DeviceCaps
 from ..ops import MatMul
-from ..protocol import KernelSource
+from ..protocol import Dispatch, KernelSource
 from ..space import Config, Param, Rule, Space
 
 NNJIT_MAX_THREADS = 256
 MIN_THREADS = 32  # one NVIDIA warp; the widest common subgroup
 SWIZZLE_MIN_WORKGROUPS = 512  # grid size from which the grouped launch order (GS) is offered
+SPLIT_K_MAX_WORKGROUPS = 128  # grid size below which split-K across workgroups (SK) is offered
+SPLIT_K_MAX = 8
 SKINNY_M = 8  # M up to which the split-K and direct kernels are offered on GPUs
 A_PAD = 4  # floats added to each row of the transposed A tile (keeps vec4 alignment)
 _UNROLL_LOADS = 8  # cooperative loads per thread up to which the load loop is unrolled in Python
@@ -57,6 +59,11 @@ def _next_pow2(n: int) -> int:
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def slice_k(K: int, sk: int, bk: int) -> int:
+    """K range of one split-K slice: K / SK rounded up to whole BK tiles."""
+    return _cdiv(K, sk * bk) * bk
 
 
 def _u(n: int) -> str:
@@ -76,6 +83,7 @@ class _Plan:
     pf: int
     ks: int
     gs: int = 1
+    sk: int = 1
 
     @property
     def bm(self) -> int:
@@ -121,7 +129,7 @@ _NAMES = ("WX", "WY", "TM", "TN", "BK", "SH", "PF", "KS")
 
 def _plan(config: Config) -> _Plan:
     try:
-        p = _Plan(*(int(config[n]) for n in _NAMES), gs=int(config.get("GS", 1)))
+        p = _Plan(*(int(config[n]) for n in _NAMES), gs=int(config.get("GS", 1)), sk=int(config.get("SK", 1)))
     except KeyError as e:
         raise ValueError(f"matmul-vec4 config misses parameter {e}") from None
     if min(p.wx, p.wy, p.tm, p.tn, p.bk) < 1 or not {p.sh, p.pf, p.ks} <= {0, 1}:
@@ -132,6 +140,8 @@ def _plan(config: Config) -> _Plan:
         raise ValueError(f"KS=1 needs SH=0 and PF=1 needs SH=1: {config.key()}")
     if p.gs < 1 or p.gs > 1 and not p.sh:
         raise ValueError(f"GS must be >= 1, and 1 unless SH=1: {config.key()}")
+    if p.sk < 1 or p.sk > 1 and not p.sh:
+        raise ValueError(f"SK must be >= 1, and 1 unless SH=1: {config.key()}")
     if p.pf and max(p.load_units()) > _UNROLL_LOADS:
         raise ValueError(f"PF=1 prefetches at most {_UNROLL_LOADS} load units per operand and thread: {config.key()}")
     return p
@@ -167,14 +177,15 @@ class MatmulVec4WGSL:
             Param("PF", (0, 1)),
             Param("KS", (0, 1)),
             Param("GS", (1, 8)),
+            Param("SK", (1, 2, 4, SPLIT_K_MAX)),
         )
 
     def canonicalize(self, config: Config) -> Config:
         """KS is only read by SH=0 and PF only by SH=1: pin the unused one to 0."""
         if config["SH"] and config["KS"]:
             return config.replace(KS=0)
-        if not config["SH"] and (config["PF"] or config.get("GS", 1) != 1):
-            return config.replace(PF=0, GS=1)
+        if not config["SH"] and (config["PF"] or config.get("GS", 1) != 1 or config.get("SK", 1) != 1):
+            return config.replace(PF=0, GS=1, SK=1)
         return config
 
     def rules(self, op: MatMul, caps: DeviceCaps) -> tuple[Rule, ...]:
@@ -197,7 +208,22 @@ class MatmulVec4WGSL:
         min_work = 32 if caps.is_cpu else 16
         min_threads = MIN_THREADS if caps.is_cpu else 2 * MIN_THREADS
 
+        def grid(c: Config) -> int:
+            return _cdiv(op.M, bm(c)) * _cdiv(op.N, bn(c)) * op.batch
+
+        def split_ok(c: Config) -> bool:
+            kc = slice_k(op.K, c["SK"], c["BK"])
+            return (c["SH"] == 1 and c["PF"] == 1 and c["TM"] * c["TN"] >= 32 and not caps.is_cpu
+                    and grid(c) * c["SK"] // 2 < SPLIT_K_MAX_WORKGROUPS
+                    and (grid(c) * c["SK"] >= SPLIT_K_MAX_WORKGROUPS or c["SK"] == SPLIT_K_MAX)
+                    and (c["SK"] - 1) * kc < op.K and kc >= 4 * c["BK"])
+
         return (
+            Rule("split-k-small-grids", "ours", lambda c: c["SK"] == 1 or split_ok(c),
+                 f"SK > 1 (K split over SK workgroups, partial products summed by a second dispatch) only for "
+                 f"prefetching tiled kernels (PF=1, TM*TN >= 32: the fast ones) on GPUs whose grid has fewer than {SPLIT_K_MAX_WORKGROUPS} workgroups, and "
+                 "only up to the first SK that reaches that many; every slice non-empty and at least 4 BK tiles deep (H200: K-heavy FFN-down shapes of 16-24 "
+                 "workgroups left most of its 132 SMs idle)"),
             Rule("split-k-for-skinny-m", "ours", lambda c: not c["KS"] or skinny,
                  f"KS=1 only when M <= {SKINNY_M}: with more rows, rows give the parallelism and tiles the reuse"),
             Rule("direct-on-cpu-or-skinny-m", "ours", lambda c: c["SH"] or caps.is_cpu or skinny,
@@ -257,7 +283,8 @@ class MatmulVec4WGSL:
                  f"rows and at least {SWIZZLE_MIN_WORKGROUPS} workgroups, and only for the kernels fast enough to "
                  "feel L2 misses (PF=1, TM*TN >= 64: every H200 winner at 2048^3 and up)"),
             Rule("dispatch-limit", "WebGPU",
-                 lambda c: max(_cdiv(op.N, c["WX"] * c["TN"]), _cdiv(op.M, bm(c)), op.batch) <= max_wg,
+                 lambda c: max(_cdiv(op.N, c["WX"] * c["TN"]), _cdiv(op.M, bm(c)), op.batch * c["SK"]) <= max_wg
+                 and (c["SK"] == 1 or _cdiv(op.batch * op.M * op.N, 4 * REDUCE_THREADS) <= max_wg),
                  f"workgroups per dispatch dimension <= maxComputeWorkgroupsPerDimension ({max_wg})"),
             Rule("operands-fit-binding", "WebGPU", lambda c: operand_bytes <= caps.max_storage_buffer_binding_size,
                  f"each operand fits maxStorageBufferBindingSize ({caps.max_storage_buffer_binding_size} bytes)"),
@@ -282,7 +309,7 @@ class MatmulVec4WGSL:
             return 3.0 * order.index((c["SH"], c["KS"]))
 
         def score(c: Config) -> float:
-            p = _Plan(*(c[n] for n in _NAMES))
+            p = _Plan(*(c[n] for n in _NAMES), sk=c.get("SK", 1))
             s = mode_rank(c)
             if cpu:
                 s += abs(lg(p.tm) - 3) + abs(lg(p.tn) - 3) + 0.5 * abs(lg(p.nt) - 7.5) + 0.25 * abs(lg(p.bk) - 4)
@@ -293,7 +320,8 @@ class MatmulVec4WGSL:
                 s += 0.5 * abs(lg(p.bk) - 4) + 0.25 * p.pf
             gm, gn = _cdiv(op.M, p.bm), _cdiv(op.N, p.bn)
             s += 4.0 * (1.0 - (op.M * op.N) / (gm * p.bm * gn * p.bn))
-            nwg = gm * gn * op.batch
+            nwg = gm * gn * op.batch * p.sk
+            s += 0.5 * lg(p.sk)  # the reduction's extra pass
             if nwg < target_wg:
                 s += 1.5 * lg(target_wg / nwg)
             return s
@@ -308,12 +336,66 @@ class MatmulVec4WGSL:
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
         p = _plan(config)
+        code = _Gen(op, p, config.key(), f"{self.name} v{self.version}").code()
+        grid = (_cdiv(op.N, p.bn), _cdiv(op.M, p.bm), op.batch * p.sk)
+        if p.sk == 1:
+            return KernelSource(code=code, entry="main", workgroups=grid, workgroup_size=(p.wx, p.wy, 1))
+        # split-K: partial products of the SK slices into scratch P [batch, SK, M, N], then one
+        # thread per output vec4 (or float) adds them up and applies the epilogue into C
+        n_out = op.batch * op.M * op.N // (4 if op.N % 4 == 0 else 1)
+        inputs = (("A", "read"), ("B", "read"))
         return KernelSource(
-            code=_Gen(op, p, config.key(), f"{self.name} v{self.version}").code(),
-            entry="main",
-            workgroups=(_cdiv(op.N, p.bn), _cdiv(op.M, p.bm), op.batch),
-            workgroup_size=(p.wx, p.wy, 1),
+            code=code, entry="main", workgroups=grid, workgroup_size=(p.wx, p.wy, 1),
+            bindings=(*inputs, ("P", "read_write")),
+            then=(Dispatch(_reduce_code(op, p.sk, f"{self.name} v{self.version}: {config.key()}"), "main",
+                           (_cdiv(n_out, REDUCE_THREADS), 1, 1), (REDUCE_THREADS, 1, 1),
+                           (("P", "read"), *((("bias", "read"),) if op.bias else ()), ("C", "read_write"))),),
+            scratch=(("P", op.batch * p.sk * op.M * op.N),),
         )
+
+
+REDUCE_THREADS = 256
+
+
+def _act_lines(act: str, zero: str) -> list[str]:
+    """The activation applied to ``x`` (f32 or vec4<f32>; ``zero`` is that type's 0)."""
+    if act == "relu":
+        return [f"  x = max(x, {zero});"]
+    if act == "gelu":  # tanh's argument clamped: some backends return NaN for large ones
+        lo, hi = zero.replace("0.0", "-15.0"), zero.replace("0.0", "15.0")
+        return [f"  x = 0.5 * x * (1.0 + tanh(clamp(0.7978845608 * (x + 0.044715 * x * x * x), {lo}, {hi})));"]
+    if act == "silu":
+        return ["  x = x / (1.0 + exp(-x));"]
+    return []
+
+
+def _reduce_code(op: MatMul, sk: int, header: str) -> str:
+    """Split-K's second dispatch: C[i] = epilogue(sum over the SK slices of P), one thread per
+    output vec4 (N % 4 == 0) or float; P is [batch, SK, M, N]."""
+    vec = op.N % 4 == 0
+    t = "vec4<f32>" if vec else "f32"
+    per = op.M * op.N // (4 if vec else 1)  # outputs per batch item
+    total = op.batch * per
+    col = f"e % {op.N // 4 if vec else op.N}u"
+    lines = [
+        f"// {header}: split-K reduction of {sk} slices, then the epilogue",
+        f"@group(0) @binding(0) var<storage, read> P: array<{t}>;",
+        *([f"@group(0) @binding(1) var<storage, read> bias: array<{t}>;"] if op.bias else []),
+        f"@group(0) @binding({2 if op.bias else 1}) var<storage, read_write> C: array<{t}>;",
+        "",
+        f"@compute @workgroup_size({REDUCE_THREADS}, 1, 1)",
+        "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {",
+        "  let i = gid.x;",
+        f"  if (i >= {total}u) {{ return; }}",
+        f"  let e = i % {per}u;",
+        f"  let base = (i / {per}u) * {sk * per}u + e;",
+        "  var x = " + " + ".join(f"P[base{_u(s * per)}]" for s in range(sk)) + ";",
+        *([f"  x = x + bias[{col}];"] if op.bias else []),
+        *_act_lines(op.act, f"{t}(0.0)"),
+        "  C[i] = x;",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-vec4") -> str:
@@ -332,7 +414,11 @@ class _Gen:
         self.gk = p.sh == 1 and K % p.bk != 0
         self.a_vec = p.a_rows == 4  # tiled: As holds vec4 (4 rows of one k)
         # batch item offsets (in elements of each binding's type), prefixed to every index
-        self.ab, self.bb, self.cb = ("a_base + ", "b_base + ", "c_base + ") if op.batch > 1 else ("", "", "")
+        self.ab, self.bb = ("a_base + ", "b_base + ") if op.batch > 1 else ("", "")
+        self.cb = "c_base + " if op.batch > 1 or p.sk > 1 else ""
+        # split-K (SK > 1): this dispatch stores the plain partial product of its K slice into
+        # binding 2 (scratch P [batch, SK, M, N], called C here); the reduction applies the epilogue
+        self.epi = op.has_epilogue and p.sk == 1
         self.out: list[str] = []
 
     # ----- pieces shared by the kernels
@@ -350,9 +436,9 @@ class _Gen:
             *([f"const N4 = {N // 4}u;"] if self.vb else []),
             f"@group(0) @binding(0) var<storage, read> A: array<{ta}>;",
             f"@group(0) @binding(1) var<storage, read> B: array<{tb}>;",
-            *([f"@group(0) @binding(2) var<storage, read> bias: array<{tb}>;"] if op.bias else []),
-            f"@group(0) @binding({3 if op.bias else 2}) var<storage, read_write> C: array<{tb}>;",
-            *self._epilogue_fn(),
+            *([f"@group(0) @binding(2) var<storage, read> bias: array<{tb}>;"] if self.epi and op.bias else []),
+            f"@group(0) @binding({3 if self.epi and op.bias else 2}) var<storage, read_write> C: array<{tb}>;",
+            *(self._epilogue_fn() if self.epi else []),
         ]
         nbuf = 2 if p.pf else 1
         if p.sh:
@@ -370,10 +456,16 @@ class _Gen:
             f"  let tid = ty * {p.wx}u + tx;",
             *self._block_origin(),
         ]
+        sa, sb = (4 if self.va else 1), (4 if self.vb else 1)
+        bz = "wg.z" if p.sk == 1 else f"(wg.z / {p.sk}u)"
         if op.batch > 1:
-            sa, sb = (4 if self.va else 1), (4 if self.vb else 1)
-            o += [f"  let a_base = wg.z * {M * K // sa}u;", f"  let b_base = wg.z * {K * N // sb}u;",
-                  f"  let c_base = wg.z * {M * N // sb}u;"]
+            o += [f"  let a_base = {bz} * {M * K // sa}u;", f"  let b_base = {bz} * {K * N // sb}u;"]
+        if self.cb:
+            o.append(f"  let c_base = wg.z * {M * N // sb}u;")
+        if p.sk > 1:
+            kc = slice_k(K, p.sk, p.bk)
+            o.append(f"  let kbeg = (wg.z % {p.sk}u) * {kc}u;")
+            o.append(f"  let kend = kbeg + {kc}u;" if p.sk * kc == K else f"  let kend = min(kbeg + {kc}u, K);")
         o += [f"  var acc_{i}_{j} = vec4<f32>(0.0);" for i in range(p.tm) for j in range(p.tn // 4)]
         if p.sh:
             self._tiled()
@@ -392,13 +484,7 @@ class _Gen:
             lines.append("  x = x + bias[c4];")  # only called for c4 < N4
         elif op.bias:  # columns past N read the last bias; their results are never stored
             lines.append("  x = x + vec4<f32>(" + ", ".join(f"bias[min(c4 * 4u{_u(c)}, N - 1u)]" for c in range(4)) + ");")
-        if op.act == "relu":
-            lines.append("  x = max(x, vec4<f32>(0.0));")
-        elif op.act == "gelu":  # tanh's argument clamped: some backends return NaN for large ones
-            lines.append("  x = 0.5 * x * (1.0 + tanh(clamp(0.7978845608 * (x + 0.044715 * x * x * x), "
-                         "vec4<f32>(-15.0), vec4<f32>(15.0))));")
-        elif op.act == "silu":
-            lines.append("  x = x / (1.0 + exp(-x));")
+        lines += _act_lines(op.act, "vec4<f32>(0.0)")
         return lines + ["  return x;", "}"]
 
     def _block_origin(self) -> list[str]:
@@ -429,7 +515,7 @@ class _Gen:
     def _store(self, row: str, col4: str, val: str, ind: str) -> None:
         """C[row, 4*col4 .. +3] = val, masked where the shape needs it."""
         conds = [f"{row} < M"] if self.gm else []
-        if self.op.has_epilogue:
+        if self.epi:
             val = f"epi({val}, {col4})"
         if self.vb:
             if self.gn:
@@ -437,7 +523,7 @@ class _Gen:
             stmts = [f"C[{self.cb}{row} * N4 + {col4}] = {val};"]
         else:
             stmts = [f"let cc = {self.cb}{row} * N + {col4} * 4u;"]
-            if self.op.has_epilogue:
+            if self.epi:
                 stmts.append(f"let ev = {val};")
                 val = "ev"
             stmts += [f"if ({col4} * 4u{_u(c)} < N) {{ C[cc{_u(c)}] = {val}.{_COMP[c]}; }}" for c in range(4)]
@@ -589,7 +675,10 @@ class _Gen:
         a_row = f"ty * {a_step}u" if a_step > 1 else "ty"
         if not p.pf:
             o.append(f"  let ao = {a_row};")
-            o.append(f"  for (var k0 = 0u; k0 < K; k0 = k0 + {p.bk}u) {{")
+            if p.sk > 1:
+                o.append(f"  for (var k0 = kbeg; k0 < kend; k0 = k0 + {p.bk}u) {{")
+            else:
+                o.append(f"  for (var k0 = 0u; k0 < K; k0 = k0 + {p.bk}u) {{")
             self._tile_loads("a", "    ", "", "all")
             self._tile_loads("b", "    ", "", "all")
             o.append("    workgroupBarrier();")
@@ -601,15 +690,18 @@ class _Gen:
             o += [f"  var pb{e}_0: vec4<f32>;" for e in range(ub)]
             a_sz = p.bk * p.bmp // (4 if self.a_vec else 1)
             b_sz = p.bk * p.bn // 4
+            if p.sk > 1:
+                o.append(f"  let nks = (kend - kbeg + {p.bk - 1}u) / {p.bk}u;")
             o.append("  {")
-            o.append("    let k0 = 0u;")
+            o.append("    let k0 = kbeg;" if p.sk > 1 else "    let k0 = 0u;")
             self._tile_loads("a", "    ", "", "all")
             self._tile_loads("b", "    ", "", "all")
             o += ["  }", "  workgroupBarrier();"]
-            o.append(f"  for (var t = 0u; t < {nk}u; t = t + 1u) {{")
+            n_tiles = "nks" if p.sk > 1 else f"{nk}u"
+            o.append(f"  for (var t = 0u; t < {n_tiles}; t = t + 1u) {{")
             o.append("    let cur = t & 1u;")
-            o.append(f"    let k0 = (t + 1u) * {p.bk}u;")
-            o.append(f"    let more = t + 1u < {nk}u;")
+            o.append(f"    let k0 = {'kbeg + ' if p.sk > 1 else ''}(t + 1u) * {p.bk}u;")
+            o.append(f"    let more = t + 1u < {n_tiles};")
             o.append("    if (more) {")
             self._tile_loads("a", "      ", "", "load")
             self._tile_loads("b", "      ", "", "load")

@@ -81,3 +81,29 @@ def test_grouped_launch_order_is_correct_with_a_ragged_last_group(lavapipe_drive
     configs = [Config(WX=4, WY=4, TM=4, TN=4, BK=8, SH=1, PF=pf, KS=0, GS=gs)
                for pf, gs in ((0, 8), (1, 8), (1, 3), (0, 2))]
     assert_all_correct(lavapipe_driver, T, op, configs, seed=SEED)
+
+
+@pytest.mark.parametrize(
+    "op",
+    [MatMul(100, 36, 600), MatMul(33, 20, 300, batch=2, bias=True, act="gelu"), MatMul(40, 37, 521, bias=True, act="relu"),
+     MatMul(512, 256, 260)],
+    ids=lambda op: op.key(),
+)
+def test_split_k_over_workgroups_is_correct_with_ragged_slices_batches_and_epilogues(lavapipe_driver, gpu_like_caps, op):
+    """SK > 1: two dispatches (partial products of each K slice into a scratch buffer, then their
+    sum and the epilogue); the last slice is shorter, K % BK != 0, N % 4 != 0 in the last shape."""
+    split = [c for c in T.space(op, gpu_like_caps) if c["SK"] > 1]
+    assert split
+    picked: dict[tuple, Config] = {}
+    for c in split:
+        picked.setdefault((c["SK"], c["PF"], c["TM"], c["TN"], c["BK"]), c)
+    assert_all_correct(lavapipe_driver, T, op, list(picked.values()), seed=SEED, chunk=32)
+    kernel = T.render(op, split[0])
+    assert kernel.dispatches == 2 and kernel.scratch[0][0] == "P"
+
+
+def test_split_k_is_offered_only_for_small_grids_on_gpus(gpu_like_caps, lavapipe_caps):
+    ffn_down = MatMul(512, 768, 3072)
+    assert any(c["SK"] > 1 for c in T.space(ffn_down, gpu_like_caps))
+    assert all(c["SK"] == 1 for c in T.space(ffn_down, lavapipe_caps)), "CPU adapters have few cores to fill"
+    assert all(c["SK"] == 1 for c in T.space(MatMul(2048, 2048, 2048), gpu_like_caps)), "big grids fill the GPU"

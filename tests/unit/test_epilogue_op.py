@@ -42,8 +42,18 @@ def test_activation_formulas():
 def test_vec4_template_emits_the_epilogue_only_when_asked():
     t = MatmulVec4WGSL()
     op = MatMul(64, 64, 64)
-    c = t.space(op, NVIDIA).configs[0]
+    c = next(c for c in t.space(op, NVIDIA).configs if c["SK"] == 1)
     plain = t.render(op, c).code
     fused = t.render(MatMul(64, 64, 64, bias=True, act="gelu"), c).code
     assert "epi(" not in plain and "@binding(2) var<storage, read_write> C" in plain
     assert "fn epi(" in fused and "tanh(" in fused and "@binding(3) var<storage, read_write> C" in fused
+
+
+def test_split_k_applies_the_epilogue_once_in_its_reduction_not_to_the_partial_products():
+    t = MatmulVec4WGSL()
+    op = MatMul(64, 64, 64, bias=True, act="gelu")
+    c = next(c for c in t.space(op, NVIDIA).configs if c["SK"] > 1)
+    k = t.render(op, c)
+    assert "epi(" not in k.code and "bias" not in k.code
+    assert "tanh(" in k.then[0].code and "bias[" in k.then[0].code
+    assert [n for n, _ in k.then[0].bindings] == ["P", "bias", "C"]

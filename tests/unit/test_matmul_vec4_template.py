@@ -24,7 +24,7 @@ WORKGROUPS_PER_DIM = 65535
 
 
 def _cfg(**kw: int) -> Config:
-    base = dict(WX=16, WY=8, TM=8, TN=8, BK=16, SH=1, PF=0, KS=0, GS=1)
+    base = dict(WX=16, WY=8, TM=8, TN=8, BK=16, SH=1, PF=0, KS=0, GS=1, SK=1)
     base.update(kw)
     return Config(base)
 
@@ -69,7 +69,7 @@ def test_storage_limit_prunes_differently_for_swiftshader_and_nvidia_caps():
 @pytest.mark.parametrize("op", SHAPES, ids=lambda op: op.shape_str())
 def test_space_report_counts_add_up_and_every_rule_is_documented(op):
     r = T.space(op, NVIDIA).report()
-    assert r["raw_size"] == 4 * 6 * 4 * 2 * 3 * 2 * 2 * 2 * 2
+    assert r["raw_size"] == 4 * 6 * 4 * 2 * 3 * 2 * 2 * 2 * 2 * 4
     assert r["size"] + r["duplicates"] + sum(r["removed"].values()) == r["raw_size"]
     assert {x["source"] for x in r["rules"]} <= set(SOURCES)
     assert all(len(x["doc"]) > 20 for x in r["rules"])
@@ -277,7 +277,7 @@ def test_render_rejects_inconsistent_configs():
 
 def test_template_interface_matches_the_scalar_template():
     assert (T.name, T.backend, T.op_kind) == ("matmul-wgsl-vec4", "webgpu", "matmul") and T.version
-    assert [p.name for p in T.params()] == ["WX", "WY", "TM", "TN", "BK", "SH", "PF", "KS", "GS"]
+    assert [p.name for p in T.params()] == ["WX", "WY", "TM", "TN", "BK", "SH", "PF", "KS", "GS", "SK"]
     k = T.render(MatMul(64, 64, 64), _cfg(WY=4))
     assert k.entry == "main" and "fn main(" in k.code and "@builtin(workgroup_id) wg" in k.code
 
