@@ -12,6 +12,8 @@ from ..caps import DeviceCaps
 from ..ops import OpSpec
 from ..protocol import KernelSource
 from ..space import Config, Param, Space
+from .eltwise_wgsl import EltwiseWGSL
+from .heads_wgsl import HeadsWGSL
 from .matmul_gemv_wgsl import MatmulGemvWGSL
 from .matmul_vec4_wgsl import MatmulVec4WGSL
 from .matmul_wasm_simd import MatmulWasmSimd
@@ -45,6 +47,8 @@ TEMPLATES: dict[str, type] = {
     MatmulWasmSimd.name: MatmulWasmSimd,
     SoftmaxWGSL.name: SoftmaxWGSL,
     NormWGSL.name: NormWGSL,
+    EltwiseWGSL.name: EltwiseWGSL,
+    HeadsWGSL.name: HeadsWGSL,
 }
 
 # The template an op of each kind is tuned with unless the experiment names another of that kind.
@@ -52,6 +56,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "matmul": "matmul-wgsl",
     "softmax": "softmax-wgsl",
     "norm": "norm-wgsl",
+    "eltwise": "eltwise-wgsl",
+    "heads": "heads-wgsl",
 }
 
 
@@ -68,4 +74,4 @@ def templates_for(kind: str) -> list[str]:
     return sorted(name for name, cls in TEMPLATES.items() if cls.op_kind == kind)
 
 
-__all__ = ["MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWasmSimd", "MatmulWGSL", "NormWGSL", "SoftmaxWGSL", "DEFAULT_TEMPLATES", "TEMPLATES", "Template", "get_template", "templates_for"]
+__all__ = ["EltwiseWGSL", "HeadsWGSL", "MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWasmSimd", "MatmulWGSL", "NormWGSL", "SoftmaxWGSL", "DEFAULT_TEMPLATES", "TEMPLATES", "Template", "get_template", "templates_for"]
