@@ -164,9 +164,8 @@ class Softmax:
             raise ValueError(f"causal softmax needs rows <= cols (row 0 would see no column), got {self.rows}x{self.cols}")
 
     def key(self) -> str:
-        b = f"b{self.batch}_" if self.batch != 1 else ""
         extra = ("_causal" if self.causal else "") + (f"_s{_num(self.scale)}" if self.scale != 1.0 else "")
-        return f"softmax_{self.dtype}_{b}{self.rows}x{self.cols}{extra}"
+        return f"softmax{extra}_{self.dtype}_{self.shape_str()}"
 
     def shape_str(self) -> str:
         b = f"{self.batch}x" if self.batch != 1 else ""
@@ -219,7 +218,7 @@ class Norm:
 
     def key(self) -> str:
         extra = ("_res" if self.residual else "") + (f"_eps{_num(self.eps)}" if self.eps != 1e-5 else "")
-        return f"{self.norm}_{self.dtype}_{self.rows}x{self.cols}{extra}"
+        return f"{self.norm}{extra}_{self.dtype}_{self.shape_str()}"
 
     def shape_str(self) -> str:
         return f"{self.rows}x{self.cols}"
@@ -275,7 +274,7 @@ class Eltwise:
         return self.fn in BINARY_FNS
 
     def key(self) -> str:
-        return f"eltwise_{self.fn}_{self.dtype}_{self.n}"
+        return f"eltwise_{self.fn}_{self.dtype}_{self.shape_str()}"
 
     def shape_str(self) -> str:
         return str(self.n)
@@ -366,7 +365,7 @@ class Heads:
         extra += f"_past{self.past}" if self.past else ""
         if self.rotary:
             extra += "_rope" + (f"{_num(self.theta)}" if self.theta != 10000.0 else "")
-        return f"heads_{self.mode}_{self.dtype}_{self.seq}x{self.heads}x{self.head_dim}{extra}"
+        return f"heads_{self.mode}{extra}_{self.dtype}_{self.shape_str()}"
 
     def shape_str(self) -> str:
         return f"{self.seq}x{self.heads}x{self.head_dim}"
@@ -393,6 +392,8 @@ class Heads:
         return _from_dict(Heads, "heads", d)
 
 
+# Keys of these kinds end with "_<dtype>_<shape_str>" (options before the dtype), so analysis can
+# split the shape off the last "_".
 OpSpec = Union[MatMul, Softmax, Norm, Eltwise, Heads]
 OP_KINDS: dict[str, type] = {"matmul": MatMul, "softmax": Softmax, "norm": Norm, "eltwise": Eltwise, "heads": Heads}
 
