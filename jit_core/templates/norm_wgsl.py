@@ -41,7 +41,8 @@ class NormWGSL:
         )
 
     def rules(self, op: Norm, caps: DeviceCaps) -> tuple[Rule, ...]:
-        return row_rules(op.rows, op.cols) + limit_rules(
+        params = {p.name: p.values for p in self.params()}
+        return row_rules(op.rows, op.cols, params["TPR"], params["RPW"]) + limit_rules(
             caps, lambda c: (c["TPR"], c["RPW"]), lambda c: cdiv(op.rows, c["RPW"]), 4 * op.output_size())
 
     def canonicalize(self, op: Norm) -> Callable[[Config], Config]:

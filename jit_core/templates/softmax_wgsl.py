@@ -44,7 +44,8 @@ class SoftmaxWGSL:
 
     def rules(self, op: Softmax, caps: DeviceCaps) -> tuple[Rule, ...]:
         total = op.batch * op.rows
-        return row_rules(total, op.cols) + limit_rules(
+        params = {p.name: p.values for p in self.params()}
+        return row_rules(total, op.cols, params["TPR"], params["RPW"]) + limit_rules(
             caps, lambda c: (c["TPR"], c["RPW"]), lambda c: cdiv(total, c["RPW"]), 4 * op.output_size())
 
     def prior(self, op: Softmax, caps: DeviceCaps) -> Callable[[Config], float]:

@@ -81,14 +81,16 @@ def tree_reduce(tpr: int, arrays: Sequence[str], combine: Callable[[str, str], l
     return lines
 
 
-def row_rules(rows_total: int, cols: int) -> tuple[Rule, ...]:
+def row_rules(rows_total: int, cols: int, tpr_values: Sequence[int], rpw_values: Sequence[int]) -> tuple[Rule, ...]:
     """Pruning of the row-wise kernels' grid: TPR threads per row, RPW rows per workgroup, V=1
     reading vec4s (needs cols % 4 == 0)."""
     rpw_cap = next_pow2(rows_total)
-    min_threads = min(32, next_pow2(cols) * rpw_cap)
 
     def tpr_cap(c: Config) -> int:
         return next_pow2(cols // 4 if c["V"] else cols)
+
+    def most_threads(c: Config) -> int:  # the largest workgroup the other rules leave
+        return max(v for v in tpr_values if v <= tpr_cap(c)) * max(v for v in rpw_values if v <= rpw_cap)
 
     return (
         Rule("vec4-rows", "ours", lambda c: c["V"] == 0 or cols % 4 == 0,
@@ -97,6 +99,6 @@ def row_rules(rows_total: int, cols: int) -> tuple[Rule, ...]:
              "no more threads per row than the row has elements (vec4s with V=1), rounded up to a power of 2"),
         Rule("rows-fit-problem", "ours", lambda c: c["RPW"] <= rpw_cap,
              f"no more rows per workgroup than the op has, rounded up to a power of 2 (RPW <= {rpw_cap})"),
-        Rule("min-threads", "ours", lambda c: c["TPR"] * c["RPW"] >= min(min_threads, tpr_cap(c) * rpw_cap),
+        Rule("min-threads", "ours", lambda c: c["TPR"] * c["RPW"] >= min(32, most_threads(c)),
              "at least 32 threads per workgroup (a SIMD group), unless the op is smaller"),
     )
