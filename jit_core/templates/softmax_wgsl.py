@@ -49,14 +49,16 @@ class SoftmaxWGSL:
             caps, lambda c: (c["TPR"], c["RPW"]), lambda c: cdiv(total, c["RPW"]), 4 * op.output_size())
 
     def prior(self, op: Softmax, caps: DeviceCaps) -> Callable[[Config], float]:
-        """Lower first. An untuned guess, not a fit: vec4 and the online pass first; on GPUs about
-        8 elements per thread and 128-256 threads; on CPU adapters few threads per row (the
-        barriers of a tree reduction cost more than the arithmetic they share)."""
+        """Lower first: vec4 and the online pass first. CPU adapters: about 8 threads per row and
+        128 per workgroup (lavapipe runs a workgroup's invocations as SIMD lanes: one thread per
+        row makes every lane walk its own row; loosely fitted to one lavapipe run of
+        experiments/transformer-ops.yaml). GPUs, a guess not yet measured: about 8 elements per
+        thread and 128-256 threads."""
         def score(c: Config) -> float:
             per_thread = op.cols / c["TPR"]
             s = (1 - c["V"]) + 0.5 * (1 - c["ON"])
             if caps.is_cpu:
-                s += math.log2(c["TPR"]) * 0.5 + abs(math.log2(c["TPR"] * c["RPW"]) - 6) * 0.25
+                s += abs(math.log2(c["TPR"]) - 3) * 0.5 + abs(math.log2(c["TPR"] * c["RPW"]) - 7) * 0.25
             else:
                 s += abs(math.log2(max(per_thread, 1.0)) - 3) * 0.5 + abs(math.log2(c["TPR"] * c["RPW"]) - 7.5) * 0.25
             return s
