@@ -265,13 +265,16 @@ class CheckResult:
 
 def tolerance(op: OpSpec) -> tuple[float, float]:
     """(atol, rtol) for an f32 result on inputs in [-1, 1): matmul accumulates K products; a
-    softmax or norm row sums ``cols`` terms; rotary's angle p * f carries f32 rounding that grows
+    softmax row sums ``cols`` terms into outputs of about 1/cols (relative error only); a norm
+    row sums ``cols`` terms into outputs of about 1; rotary's angle p * f carries f32 rounding that grows
     with the position (and WGSL's sin/cos are only accurate to ~2^-11 after range reduction on
     some GPUs)."""
     if isinstance(op, MatMul):
         return 1e-5 * op.K + 1e-4, 1e-3
-    if isinstance(op, (Softmax, Norm)):
-        return 1e-4 + 1e-6 * op.cols, 1e-3
+    if isinstance(op, Softmax):  # outputs scale as 1/cols: the relative error is what matters
+        return 1e-6, 2e-3
+    if isinstance(op, Norm):
+        return 1e-4 + 2e-7 * op.cols, 1e-3
     if isinstance(op, Heads) and op.rotary:
         return 1e-3 + 2e-7 * op.positions, 1e-3
     return 1.1e-4, 1e-3
