@@ -116,6 +116,7 @@ _OP_EXAMPLES = {
 }
 _OP_CHOICES = {"norm": NORMS, "fn": ELTWISE_FNS, "mode": HEADS_MODES}
 _OP_TYPES = {"int": int, "bool": bool, "float": float, "str": str}
+_OP_ZERO_OK = ("row_stride", "col_offset", "past")
 
 
 def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
@@ -140,9 +141,13 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
             continue
         default = f.default if f.default is not MISSING else None
         required = f.default is MISSING
-        value = o.get(f.name, _OP_TYPES[str(f.type)], *(() if required else (default,)),
+        typ = _OP_TYPES[str(f.type)]
+        value = o.get(f.name, typ, *(() if required else (default,)),
                       fix=f"write the op like {_OP_EXAMPLES[kind]}",
                       choices=("f32",) if f.name == "dtype" else _OP_CHOICES.get(f.name))
+        if typ is int and value is not None and value < (0 if f.name in _OP_ZERO_OK else 1):
+            raise o.error(f.name, f"must be {'>= 0' if f.name in _OP_ZERO_OK else 'positive'}, got {value}",
+                          f"write the op like {_OP_EXAMPLES[kind]}")
         values[f.name] = value
     o.finish()
     try:

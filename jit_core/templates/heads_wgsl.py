@@ -131,9 +131,7 @@ def render_wgsl(op: Heads, config: Config, *, header: str = "heads-wgsl") -> str
     # decompose unit u into (s, h, i): i the run index within the head row (in units of w)
     if order:
         body += [f"let s = u % {S}u;", f"let hi = u / {S}u;", f"let h = hi / {rv}u;", f"let i = hi % {rv}u;"]
-    elif op.mode == "merge":
-        body += [f"let i = u % {rv}u;", f"let sh = u / {rv}u;", f"let h = sh % {H}u;", f"let s = sh / {H}u;"]
-    else:
+    else:  # (token, head, run): X's order for a split, C's order for a merge
         body += [f"let i = u % {rv}u;", f"let sh = u / {rv}u;", f"let h = sh % {H}u;", f"let s = sh / {H}u;"]
     # source index (in X's units) of the run's first element; d = i * w is the dim within the head
     if op.mode == "merge":

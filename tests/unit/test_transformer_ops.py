@@ -232,6 +232,8 @@ def test_an_experiment_lists_every_kind_and_tunes_each_with_a_template_of_its_ki
     [
         ("  - {kind: eltwise, n: 8, fn: tanh}\n", "", "ops[0].fn", "unknown value 'tanh'"),
         ("  - {kind: softmax, rows: 4}\n", "", "ops[0].cols", "required key is missing"),
+        ("  - {kind: heads, seq: 0, heads: 1, head_dim: 4}\n", "", "ops[0].seq", "must be positive"),
+        ("  - {kind: heads, seq: 2, heads: 1, head_dim: 4, past: -1}\n", "", "ops[0].past", "must be >= 0"),
         ("  - {kind: softmax, rows: 4, cols: 8, causal: yes please}\n", "", "ops[0].causal", "expected"),
         ("  - {kind: softmax, rows: 9, cols: 8, causal: true}\n", "", "ops[0]", "rows <= cols"),
         ("  - {kind: norm, rows: 4, cols: 8, colour: red}\n", "", "ops[0].colour", "unknown key"),
