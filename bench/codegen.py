@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from jit_core.caps import DeviceCaps  # noqa: E402
 from jit_core.ops import MatMul  # noqa: E402
 from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
-from jit_core.templates import TEMPLATES, get_template  # noqa: E402
+from jit_core.templates import get_template, templates_for  # noqa: E402
 
 SHAPES = [(1, 4096, 4096), (16, 768, 768), (127, 129, 65), (512, 3072, 768), (4096, 4096, 4096)]
 # A generic discrete-GPU adapter for codegen-only runs (no device needed).
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     all_times: list[float] = []
     try:
-        for name in sorted(TEMPLATES):
+        for name in templates_for("matmul"):
             tpl = get_template(name)
             for M, N, K in SHAPES:
                 op = MatMul(M, N, K)

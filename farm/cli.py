@@ -81,15 +81,18 @@ def _cmd_space(args: argparse.Namespace, out: Console, err: Console) -> int:
     from farm.drivers import make_driver
     from farm.report.space import parse_op, print_space
     from farm.scheduler.job import DeviceContext
-    from jit_core.templates import TEMPLATES
+    from jit_core.templates import TEMPLATES, templates_for
 
     op = parse_op(args.op)
     if args.template and args.template not in TEMPLATES:
         raise UserError(f"--template {args.template!r} is unknown. Fix: use one of {sorted(TEMPLATES)}")
+    if args.template and TEMPLATES[args.template].op_kind != "matmul":
+        raise UserError(f"--template {args.template!r} tunes {TEMPLATES[args.template].op_kind} ops, --op is a matmul. "
+                        f"Fix: use one of {templates_for('matmul')}")
     device = find_device(Path(args.devices_dir or "device_configs"), args.device, where="--device", key="device")
     with make_driver(device) as driver:  # the space depends on what the adapter reports
         ctx = DeviceContext.from_probe(device.id, driver.probe(), device.caps_overrides)
-    print_space(op, ctx.caps, f"{device.id}: {ctx.adapter}", [args.template] if args.template else sorted(TEMPLATES), out)
+    print_space(op, ctx.caps, f"{device.id}: {ctx.adapter}", [args.template] if args.template else templates_for("matmul"), out)
     return 0
 
 

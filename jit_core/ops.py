@@ -1,9 +1,15 @@
-"""Operator specs: frozen, hashable descriptions of one operator instance at one shape."""
+"""Operator specs: frozen, hashable descriptions of one operator instance at one shape.
+
+Kinds: matmul (with batch and a fused bias/activation epilogue), softmax, norm (layernorm,
+rmsnorm), eltwise and heads (attention layout). All f32, row-major, contiguous; inputs are bound
+in ``input_sizes()`` order and the output ``C`` last.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Union
 
 DTYPES = ("f32",)
 ACTIVATIONS = ("none", "relu", "gelu", "silu")
@@ -82,12 +88,324 @@ class MatMul:
         return MatMul(**d)
 
 
-OpSpec = MatMul
+def _positive_ints(kind: str, obj: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{kind} {name} must be a positive integer, got {value!r}")
+
+
+def _float_field(kind: str, obj: Any, name: str, *, positive: bool = False) -> None:
+    """Coerce an int (as YAML writes 1 for 1.0) to float and check it is finite (and > 0)."""
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{kind} {name} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{kind} {name} must be > 0, got {value!r}")
+    object.__setattr__(obj, name, float(value))
+
+
+def _bool_field(kind: str, obj: Any, name: str) -> None:
+    if not isinstance(getattr(obj, name), bool):
+        raise ValueError(f"{kind} {name} must be true or false, got {getattr(obj, name)!r}")
+
+
+def _common(kind: str, obj: Any) -> None:
+    if obj.dtype not in DTYPES:
+        raise ValueError(f"{kind} dtype must be one of {DTYPES}, got {obj.dtype!r}")
+    if obj.kind != kind:
+        raise ValueError(f"{type(obj).__name__}.kind is always {kind!r}")
+
+
+def _num(x: float) -> str:
+    """A float for keys: shortest form ('0.125', '1e-06')."""
+    return repr(float(x))
+
+
+def _from_dict(cls: type, kind: str, d: dict[str, Any]) -> Any:
+    d = dict(d)
+    got = d.pop("kind", kind)
+    if got != kind:
+        raise ValueError(f"not a {kind}: kind={got!r}")
+    names = {f.name for f in fields(cls)} - {"kind"}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{kind} has no field(s) {unknown}; fields: {sorted(names)}")
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """C[b, r, :] = softmax(scale * X[b, r, :]) over the last axis, numerically stable.
+
+    With ``causal``, column c of row r is masked (weight 0, output 0) iff c > r + (cols - rows):
+    prefill (rows == cols) is the usual lower-triangular mask, decode (rows = 1) sees every
+    column; ``rows <= cols`` is required so every row sees at least one column.
+    ``flops()`` counts 5 operations per element (scale, max, exp, sum, divide): the op is memory
+    bound, the figure only orders ops by work. Contract as ``MatMul``.
+    """
+
+    rows: int
+    cols: int
+    batch: int = 1
+    causal: bool = False
+    scale: float = 1.0
+    dtype: str = "f32"
+    kind: str = "softmax"
+
+    def __post_init__(self) -> None:
+        _positive_ints("softmax", self, ("rows", "cols", "batch"))
+        _bool_field("softmax", self, "causal")
+        _float_field("softmax", self, "scale")
+        if self.scale == 0.0:
+            raise ValueError("softmax scale must be non-zero")
+        _common("softmax", self)
+        if self.causal and self.rows > self.cols:
+            raise ValueError(f"causal softmax needs rows <= cols (row 0 would see no column), got {self.rows}x{self.cols}")
+
+    def key(self) -> str:
+        extra = ("_causal" if self.causal else "") + (f"_s{_num(self.scale)}" if self.scale != 1.0 else "")
+        return f"softmax{extra}_{self.dtype}_{self.shape_str()}"
+
+    def shape_str(self) -> str:
+        b = f"{self.batch}x" if self.batch != 1 else ""
+        return f"{b}{self.rows}x{self.cols}"
+
+    def flops(self) -> int:
+        return 5 * self.output_size()
+
+    def input_sizes(self) -> dict[str, int]:
+        return {"X": self.output_size()}
+
+    def output_size(self) -> int:
+        return self.batch * self.rows * self.cols
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "Softmax":
+        return _from_dict(Softmax, "softmax", d)
+
+
+NORMS = ("layernorm", "rmsnorm")
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Row-wise normalisation of H = X (+ R when ``residual``), both [rows, cols]:
+    'layernorm': C = (H - mean) / sqrt(var + eps) * gamma + beta (biased variance);
+    'rmsnorm':   C = H / sqrt(mean(H^2) + eps) * gamma (no beta binding).
+    Inputs in binding order: X, R (residual only), gamma [cols], beta [cols] (layernorm only).
+    ``flops()`` counts 8 operations per element (approximate, memory bound). Contract as ``MatMul``.
+    """
+
+    rows: int
+    cols: int
+    norm: str = "layernorm"
+    residual: bool = False
+    eps: float = 1e-5
+    dtype: str = "f32"
+    kind: str = "norm"
+
+    def __post_init__(self) -> None:
+        _positive_ints("norm", self, ("rows", "cols"))
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        _bool_field("norm", self, "residual")
+        _float_field("norm", self, "eps", positive=True)
+        _common("norm", self)
+
+    def key(self) -> str:
+        extra = ("_res" if self.residual else "") + (f"_eps{_num(self.eps)}" if self.eps != 1e-5 else "")
+        return f"{self.norm}{extra}_{self.dtype}_{self.shape_str()}"
+
+    def shape_str(self) -> str:
+        return f"{self.rows}x{self.cols}"
+
+    def flops(self) -> int:
+        return 8 * self.output_size()
+
+    def input_sizes(self) -> dict[str, int]:
+        n = self.rows * self.cols
+        sizes = {"X": n}
+        if self.residual:
+            sizes["R"] = n
+        sizes["gamma"] = self.cols
+        if self.norm == "layernorm":
+            sizes["beta"] = self.cols
+        return sizes
+
+    def output_size(self) -> int:
+        return self.rows * self.cols
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "Norm":
+        return _from_dict(Norm, "norm", d)
+
+
+ELTWISE_FNS = ("add", "mul", "gelu", "silu", "silu_mul")
+BINARY_FNS = ("add", "mul", "silu_mul")
+
+
+@dataclass(frozen=True)
+class Eltwise:
+    """C[i] = fn(A[i] (, B[i])) over ``n`` elements: 'add' A+B, 'mul' A*B, 'gelu' (the tanh form of
+    ``MatMul``'s epilogue), 'silu' A*sigmoid(A), 'silu_mul' silu(A)*B (the gated MLP of Llama).
+    B is bound only for binary fns. ``flops()`` is one per element (approximate). Contract as
+    ``MatMul``."""
+
+    n: int
+    fn: str = "add"
+    dtype: str = "f32"
+    kind: str = "eltwise"
+
+    def __post_init__(self) -> None:
+        _positive_ints("eltwise", self, ("n",))
+        if self.fn not in ELTWISE_FNS:
+            raise ValueError(f"eltwise fn must be one of {ELTWISE_FNS}, got {self.fn!r}")
+        _common("eltwise", self)
+
+    @property
+    def binary(self) -> bool:
+        return self.fn in BINARY_FNS
+
+    def key(self) -> str:
+        return f"eltwise_{self.fn}_{self.dtype}_{self.shape_str()}"
+
+    def shape_str(self) -> str:
+        return str(self.n)
+
+    def flops(self) -> int:
+        return self.n
+
+    def input_sizes(self) -> dict[str, int]:
+        return {"A": self.n, "B": self.n} if self.binary else {"A": self.n}
+
+    def output_size(self) -> int:
+        return self.n
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "Eltwise":
+        return _from_dict(Eltwise, "eltwise", d)
+
+
+HEADS_MODES = ("split", "split_t", "merge")
+
+
+@dataclass(frozen=True)
+class Heads:
+    """Attention layout changes, with optional rotary position embedding (RoPE).
+
+    'split': X is [seq, row_stride] (row_stride 0 means heads*head_dim) and head h's slice starts
+    at column col_offset + h*head_dim; C is [heads, past+seq, head_dim] and token s goes to
+    position past+s (positions < past are the KV cache: never written).
+    'split_t': the same, C is [heads, head_dim, past+seq] (K transposed for Q @ K^T).
+    'merge': X is [heads, seq, head_dim], C is [seq, heads*head_dim] (past 0, no rotary, no
+    stride or offset).
+    ``rotary`` (split modes, even head_dim): rotate-half RoPE at position p = past + s: for
+    i < head_dim/2 and f = theta^(-2i/head_dim), (x_i, x_{i+half}) -> (x_i cos(pf) -
+    x_{i+half} sin(pf), x_{i+half} cos(pf) + x_i sin(pf)). ``flops()`` counts the elements moved
+    (6 per element with rotary). Contract as ``MatMul``.
+    """
+
+    seq: int
+    heads: int
+    head_dim: int
+    mode: str = "split"
+    row_stride: int = 0
+    col_offset: int = 0
+    past: int = 0
+    rotary: bool = False
+    theta: float = 10000.0
+    dtype: str = "f32"
+    kind: str = "heads"
+
+    def __post_init__(self) -> None:
+        _positive_ints("heads", self, ("seq", "heads", "head_dim"))
+        if self.mode not in HEADS_MODES:
+            raise ValueError(f"heads mode must be one of {HEADS_MODES}, got {self.mode!r}")
+        for name in ("row_stride", "col_offset", "past"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"heads {name} must be an integer >= 0, got {value!r}")
+        _bool_field("heads", self, "rotary")
+        _float_field("heads", self, "theta", positive=True)
+        _common("heads", self)
+        width = self.heads * self.head_dim
+        if self.mode == "merge":
+            if self.past or self.rotary or self.row_stride or self.col_offset:
+                raise ValueError("heads mode 'merge' takes no past, rotary, row_stride or col_offset")
+        elif self.col_offset + width > self.stride:
+            raise ValueError(f"heads col_offset + heads*head_dim ({self.col_offset + width}) exceeds row_stride ({self.stride})")
+        if self.rotary and self.head_dim % 2:
+            raise ValueError(f"rotary needs an even head_dim, got {self.head_dim}")
+
+    @property
+    def stride(self) -> int:
+        """Elements per input row of a split (``row_stride``, or heads*head_dim when 0)."""
+        return self.row_stride or self.heads * self.head_dim
+
+    @property
+    def positions(self) -> int:
+        """Token positions in a split's output (past + seq)."""
+        return self.past + self.seq
+
+    def key(self) -> str:
+        extra = ""
+        if self.row_stride and self.row_stride != self.heads * self.head_dim:
+            extra += f"_rs{self.row_stride}"
+        extra += f"_off{self.col_offset}" if self.col_offset else ""
+        extra += f"_past{self.past}" if self.past else ""
+        if self.rotary:
+            extra += "_rope" + (f"{_num(self.theta)}" if self.theta != 10000.0 else "")
+        return f"heads_{self.mode}{extra}_{self.dtype}_{self.shape_str()}"
+
+    def shape_str(self) -> str:
+        return f"{self.seq}x{self.heads}x{self.head_dim}"
+
+    def flops(self) -> int:
+        n = self.seq * self.heads * self.head_dim
+        return 6 * n if self.rotary else n
+
+    def input_sizes(self) -> dict[str, int]:
+        if self.mode == "merge":
+            return {"X": self.heads * self.seq * self.head_dim}
+        return {"X": self.seq * self.stride}
+
+    def output_size(self) -> int:
+        if self.mode == "merge":
+            return self.seq * self.heads * self.head_dim
+        return self.heads * self.positions * self.head_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "Heads":
+        return _from_dict(Heads, "heads", d)
+
+
+# Keys of these kinds end with "_<dtype>_<shape_str>" (options before the dtype), so analysis can
+# split the shape off the last "_".
+OpSpec = Union[MatMul, Softmax, Norm, Eltwise, Heads]
+OP_KINDS: dict[str, type] = {"matmul": MatMul, "softmax": Softmax, "norm": Norm, "eltwise": Eltwise, "heads": Heads}
 
 
 def op_from_dict(d: dict[str, Any]) -> OpSpec:
-    """Build an op spec from its dict form (as written by ``to_dict`` or an experiment YAML)."""
+    """Build an op spec from its dict form (as written by ``to_dict`` or an experiment YAML),
+    dispatching on ``kind`` (default 'matmul'). ValueError names the kind or field at fault."""
     kind = d.get("kind", "matmul")
-    if kind == "matmul":
-        return MatMul.from_dict(d)
-    raise ValueError(f"unknown op kind {kind!r}; known: matmul")
+    cls = OP_KINDS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown op kind {kind!r}; known: {', '.join(OP_KINDS)}")
+    try:
+        return cls.from_dict(d)
+    except TypeError as e:  # a missing required field
+        raise ValueError(f"{kind}: {e}") from None

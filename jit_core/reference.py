@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ops import MatMul, OpSpec
+from .ops import Eltwise, Heads, MatMul, Norm, OpSpec, Softmax
 
 _M32 = np.uint64(0xFFFFFFFF)
 
@@ -55,8 +55,8 @@ def prng_buffer(seed: int, stream: int, n: int, *, scale: float = 1.0, shift: fl
     return (shift + scale * x.astype(np.float64)).astype(np.float32)
 
 
-# Streams of each input of an op; the harness uses the same numbers.
-INPUT_STREAMS = {"A": 0, "B": 1, "bias": 2}
+# Streams of each input of an op, by binding name; the harness uses the same numbers.
+INPUT_STREAMS = {"A": 0, "B": 1, "bias": 2, "X": 3, "R": 4, "gamma": 5, "beta": 6}
 
 
 def op_inputs(op: OpSpec, seed: int) -> dict[str, np.ndarray]:
@@ -64,18 +64,36 @@ def op_inputs(op: OpSpec, seed: int) -> dict[str, np.ndarray]:
     return {name: prng_f32(seed, INPUT_STREAMS[name], n) for name, n in op.input_sizes().items()}
 
 
+def output_grid(op: OpSpec) -> tuple[int, int, int]:
+    """The output as (items, rows, cols), row-major: where the edges of tiles and rows lie."""
+    if isinstance(op, MatMul):
+        return op.batch, op.M, op.N
+    if isinstance(op, Softmax):
+        return op.batch, op.rows, op.cols
+    if isinstance(op, Norm):
+        return 1, op.rows, op.cols
+    if isinstance(op, Eltwise):
+        return 1, 1, op.n
+    if isinstance(op, Heads):
+        if op.mode == "merge":
+            return 1, op.seq, op.heads * op.head_dim
+        if op.mode == "split":
+            return op.heads, op.positions, op.head_dim
+        return op.heads, op.head_dim, op.positions
+    raise TypeError(f"no output layout for {type(op).__name__}")
+
+
 def check_positions(op: OpSpec, count: int = 64, seed: int = 0) -> list[int]:
-    """Output positions to verify: the four corners of every batch item, the last row and column
-    (where edge tiles live), and ``count`` positions spread pseudo-randomly over the output.
-    ``count <= 0`` means every position."""
-    if not isinstance(op, MatMul):
-        raise TypeError(f"no check positions for {type(op).__name__}")
+    """Output positions to verify: the four corners and centre of every item of the output grid
+    (``output_grid``), its last row and column (where edge tiles live), the last 8 elements
+    (vector and per-thread tails), and ``count`` positions spread pseudo-randomly over the
+    output. ``count <= 0`` means every position."""
     total = op.output_size()
     if count <= 0 or count >= total:
         return list(range(total))
-    M, N = op.M, op.N
-    pos: set[int] = set()
-    for b in range(op.batch):
+    items, M, N = output_grid(op)
+    pos: set[int] = set(range(max(0, total - 8), total))
+    for b in range(items):
         base = b * M * N
         for r, c in ((0, 0), (0, N - 1), (M - 1, 0), (M - 1, N - 1), (M // 2, N // 2)):
             pos.add(base + r * N + c)
@@ -89,8 +107,10 @@ def check_positions(op: OpSpec, count: int = 64, seed: int = 0) -> list[int]:
 
 
 def expected_values(op: OpSpec, seed: int, positions: list[int]) -> np.ndarray:
-    """Reference outputs (float64) at ``positions``, computed row by row so large shapes stay cheap."""
-    if not isinstance(op, MatMul):
+    """Reference outputs (float64) at ``positions`` of ``op`` on its prng inputs under ``seed``
+    (the output buffer starting at zero), computed only for the rows the positions touch so
+    large shapes stay cheap."""
+    if not isinstance(op, (MatMul, Softmax, Norm, Eltwise, Heads)):
         raise TypeError(f"no reference for {type(op).__name__}")
     return _expected_values(op, seed, tuple(int(p) for p in positions)).copy()
 
@@ -100,15 +120,129 @@ def expected_values(op: OpSpec, seed: int, positions: list[int]) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _expected_values(op: OpSpec, seed: int, positions: tuple[int, ...]) -> np.ndarray:
     ins = op_inputs(op, seed)
-    a = ins["A"].reshape(op.batch, op.M, op.K).astype(np.float64)
-    b = ins["B"].reshape(op.batch, op.K, op.N).astype(np.float64)
     p = np.asarray(positions, dtype=np.int64)
-    bi, rem = np.divmod(p, op.M * op.N)
-    ri, ci = np.divmod(rem, op.N)
-    out = np.einsum("pk,pk->p", a[bi, ri, :], b[bi, :, ci].reshape(len(p), op.K))
+    if isinstance(op, MatMul):
+        a = ins["A"].reshape(op.batch, op.M, op.K).astype(np.float64)
+        b = ins["B"].reshape(op.batch, op.K, op.N).astype(np.float64)
+        bi, rem = np.divmod(p, op.M * op.N)
+        ri, ci = np.divmod(rem, op.N)
+        out = np.einsum("pk,pk->p", a[bi, ri, :], b[bi, :, ci].reshape(len(p), op.K))
+        if op.bias:
+            out = out + ins["bias"].astype(np.float64)[ci]
+        return activation(op.act, out)
+    if isinstance(op, (Softmax, Norm)):  # row-wise: only the rows that hold a checked position
+        cols = op.cols
+        rows, ri = np.unique(p // cols, return_inverse=True)
+        if isinstance(op, Softmax):
+            x = ins["X"].reshape(-1, cols)[rows]
+            out = softmax_rows(x, rows % op.rows, op.rows, causal=op.causal, scale=op.scale)
+        else:
+            sub = {k: (v.reshape(-1, cols)[rows] if k in ("X", "R") else v) for k, v in ins.items()}
+            out = reference_norm(op, sub["X"], sub.get("R"), sub["gamma"], sub.get("beta"))
+        return out[ri, p % cols]
+    return reference(op, ins)[p]
+
+
+def softmax_rows(x: np.ndarray, row_index: np.ndarray, rows: int, *, causal: bool, scale: float) -> np.ndarray:
+    """Softmax of each row of ``x`` (float64), row ``i`` being row ``row_index[i]`` of a
+    ``rows``-row matrix (what the causal mask depends on)."""
+    z = scale * x.astype(np.float64)
+    cols = z.shape[-1]
+    if causal:
+        visible = np.arange(cols)[None, :] <= (np.asarray(row_index)[:, None] + (cols - rows))
+        z = np.where(visible, z, -np.inf)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def reference_matmul(op: MatMul, a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """``op`` on flat inputs, as a flat float64 array [batch*M*N]."""
+    a3 = np.asarray(a, dtype=np.float64).reshape(op.batch, op.M, op.K)
+    b3 = np.asarray(b, dtype=np.float64).reshape(op.batch, op.K, op.N)
+    out = a3 @ b3
     if op.bias:
-        out = out + ins["bias"].astype(np.float64)[ci]
-    return activation(op.act, out)
+        out = out + np.asarray(bias, dtype=np.float64)
+    return activation(op.act, out).reshape(-1)
+
+
+def reference_softmax(op: Softmax, x: np.ndarray) -> np.ndarray:
+    """``op`` on a flat X, as a flat float64 array."""
+    rows = np.tile(np.arange(op.rows), op.batch)
+    return softmax_rows(np.asarray(x).reshape(-1, op.cols), rows, op.rows, causal=op.causal, scale=op.scale).reshape(-1)
+
+
+def reference_norm(op: Norm, x: np.ndarray, r: np.ndarray | None, gamma: np.ndarray,
+                   beta: np.ndarray | None = None) -> np.ndarray:
+    """``op`` on X (and R) given flat or as [rows, cols]; returns float64 of X's shape as [n, cols]
+    (flat input: [rows, cols])."""
+    h = np.asarray(x, dtype=np.float64).reshape(-1, op.cols)
+    if op.residual:
+        h = h + np.asarray(r, dtype=np.float64).reshape(-1, op.cols)
+    g = np.asarray(gamma, dtype=np.float64)
+    if op.norm == "rmsnorm":
+        return h / np.sqrt((h * h).mean(axis=-1, keepdims=True) + op.eps) * g
+    mean = h.mean(axis=-1, keepdims=True)
+    var = ((h - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (h - mean) / np.sqrt(var + op.eps) * g + np.asarray(beta, dtype=np.float64)
+
+
+def reference_eltwise(op: Eltwise, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """``op`` on flat inputs, as a flat float64 array."""
+    a = np.asarray(a, dtype=np.float64)
+    if op.fn == "add":
+        return a + np.asarray(b, dtype=np.float64)
+    if op.fn == "mul":
+        return a * np.asarray(b, dtype=np.float64)
+    if op.fn == "silu_mul":
+        return activation("silu", a) * np.asarray(b, dtype=np.float64)
+    return activation(op.fn, a)
+
+
+def rotary_angles(op: Heads) -> np.ndarray:
+    """[past+seq, head_dim/2] angles p * theta^(-2i/head_dim), float64."""
+    half = op.head_dim // 2
+    freq = op.theta ** (-2.0 * np.arange(half) / op.head_dim)
+    return np.arange(op.positions, dtype=np.float64)[:, None] * freq[None, :]
+
+
+def reference_heads(op: Heads, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``op`` on a flat X, as a flat float64 array. ``out`` is C before the op (the KV cache a
+    split writes after; zeros when None); it is not modified."""
+    xd = np.asarray(x, dtype=np.float64)
+    if op.mode == "merge":
+        return xd.reshape(op.heads, op.seq, op.head_dim).transpose(1, 0, 2).reshape(-1)
+    w = op.heads * op.head_dim
+    t = xd.reshape(op.seq, op.stride)[:, op.col_offset:op.col_offset + w].reshape(op.seq, op.heads, op.head_dim)
+    if op.rotary:
+        half = op.head_dim // 2
+        ang = rotary_angles(op)[op.past:][:, None, :]
+        cos, sin = np.cos(ang), np.sin(ang)
+        lo, hi = t[..., :half], t[..., half:]
+        t = np.concatenate([lo * cos - hi * sin, hi * cos + lo * sin], axis=-1)
+    c = np.zeros((op.heads, op.positions, op.head_dim)) if out is None else \
+        np.array(out, dtype=np.float64).reshape(op.heads, op.positions, op.head_dim).copy()
+    if op.mode == "split_t":
+        c = c.reshape(op.heads, op.head_dim, op.positions)
+        c[:, :, op.past:] = t.transpose(1, 2, 0)
+    else:
+        c[:, op.past:, :] = t.transpose(1, 0, 2)
+    return c.reshape(-1)
+
+
+def reference(op: OpSpec, inputs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """The whole output of ``op`` (flat float64) from its inputs by binding name; ``out`` is the
+    output buffer's prior content where the op leaves some of it (a split's KV cache)."""
+    if isinstance(op, MatMul):
+        return reference_matmul(op, inputs["A"], inputs["B"], inputs.get("bias"))
+    if isinstance(op, Softmax):
+        return reference_softmax(op, inputs["X"])
+    if isinstance(op, Norm):
+        return reference_norm(op, inputs["X"], inputs.get("R"), inputs["gamma"], inputs.get("beta")).reshape(-1)
+    if isinstance(op, Eltwise):
+        return reference_eltwise(op, inputs["A"], inputs.get("B"))
+    if isinstance(op, Heads):
+        return reference_heads(op, inputs["X"], out)
+    raise TypeError(f"no reference for {type(op).__name__}")
 
 
 GELU_C = 0.7978845608028654  # sqrt(2 / pi)
@@ -139,9 +273,20 @@ class CheckResult:
 
 
 def tolerance(op: OpSpec) -> tuple[float, float]:
-    """(atol, rtol) for an f32 result accumulated over K products of values in [-1, 1)."""
-    k = op.K if isinstance(op, MatMul) else 1
-    return 1e-5 * k + 1e-4, 1e-3
+    """(atol, rtol) for an f32 result on inputs in [-1, 1): matmul accumulates K products; a
+    softmax row sums ``cols`` terms into outputs of about 1/cols (relative error only); a norm
+    row sums ``cols`` terms into outputs of about 1; rotary's angle p * f carries f32 rounding that grows
+    with the position (and WGSL's sin/cos are only accurate to ~2^-11 after range reduction on
+    some GPUs)."""
+    if isinstance(op, MatMul):
+        return 1e-5 * op.K + 1e-4, 1e-3
+    if isinstance(op, Softmax):  # outputs scale as 1/cols: the relative error is what matters
+        return 1e-6, 2e-3
+    if isinstance(op, Norm):
+        return 1e-4 + 2e-7 * op.cols, 1e-3
+    if isinstance(op, Heads) and op.rotary:
+        return 1e-3 + 2e-7 * op.positions, 1e-3
+    return 1.1e-4, 1e-3
 
 
 def check_outputs(op: OpSpec, seed: int, positions: list[int], values: list[float] | None) -> CheckResult:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from jit_core.ops import MatMul, OpSpec
+from jit_core.ops import ELTWISE_FNS, HEADS_MODES, NORMS, OP_KINDS, MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
-from jit_core.templates import TEMPLATES
+from jit_core.templates import DEFAULT_TEMPLATES, TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 
@@ -38,6 +38,13 @@ class TunerSpec:
     check_count: int = 64
     cache: str = "auto"
     cache_retime: int = 3
+
+    def template_for(self, kind: str) -> str:
+        """The template that tunes ops of ``kind``: ``template`` when it is one of that kind's,
+        else the kind's default (so one experiment can list matmuls, softmaxes and norms)."""
+        if TEMPLATES[self.template].op_kind == kind:
+            return self.template
+        return DEFAULT_TEMPLATES[kind]
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,18 @@ class ExperimentSpec:
         }
 
 
+_OP_EXAMPLES = {
+    "matmul": "{kind: matmul, M: 64, N: 64, K: 64}",
+    "softmax": "{kind: softmax, rows: 128, cols: 128, batch: 12, causal: true, scale: 0.125}",
+    "norm": "{kind: norm, rows: 128, cols: 768, norm: layernorm, residual: true}",
+    "eltwise": "{kind: eltwise, n: 393216, fn: gelu}",
+    "heads": "{kind: heads, seq: 128, heads: 12, head_dim: 64, mode: split, row_stride: 2304}",
+}
+_OP_CHOICES = {"norm": NORMS, "fn": ELTWISE_FNS, "mode": HEADS_MODES}
+_OP_TYPES = {"int": int, "bool": bool, "float": float, "str": str}
+_OP_ZERO_OK = ("row_stride", "col_offset", "past")
+
+
 def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
     raw = r.get("ops", list)[index]
     key = f"ops[{index}]"
@@ -107,15 +126,35 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
         raise ConfigError(file, key, f"expected a mapping like {{kind: matmul, M: 64, N: 64, K: 64}}, got {raw!r}",
                           "write each op as a mapping")
     o = Reader(raw, file, f"{key}.")
-    kind = o.get("kind", str, "matmul", choices=("matmul",))
-    dims = {d: o.positive(d, int) for d in ("M", "N", "K")}
-    batch = o.positive("batch", int, 1)
-    dtype = o.get("dtype", str, "f32", choices=("f32",))
+    kind = o.get("kind", str, "matmul", choices=tuple(OP_KINDS))
     label = o.get("label", str, "")
+    if kind == "matmul":
+        dims = {d: o.positive(d, int) for d in ("M", "N", "K")}
+        batch = o.positive("batch", int, 1)
+        dtype = o.get("dtype", str, "f32", choices=("f32",))
+        o.finish()
+        op: OpSpec = MatMul(**dims, batch=batch, dtype=dtype)
+        return label or op.shape_str(), op
+    values: dict[str, object] = {}
+    for f in fields(OP_KINDS[kind]):
+        if f.name == "kind":
+            continue
+        default = f.default if f.default is not MISSING else None
+        required = f.default is MISSING
+        typ = _OP_TYPES[str(f.type)]
+        value = o.get(f.name, typ, *(() if required else (default,)),
+                      fix=f"write the op like {_OP_EXAMPLES[kind]}",
+                      choices=("f32",) if f.name == "dtype" else _OP_CHOICES.get(f.name))
+        if typ is int and value is not None and value < (0 if f.name in _OP_ZERO_OK else 1):
+            raise o.error(f.name, f"must be {'>= 0' if f.name in _OP_ZERO_OK else 'positive'}, got {value}",
+                          f"write the op like {_OP_EXAMPLES[kind]}")
+        values[f.name] = value
     o.finish()
-    op = MatMul(**dims, batch=batch, dtype=dtype)
-    assert kind == "matmul"
-    return label or op.shape_str(), op
+    try:
+        op = OP_KINDS[kind](**values)
+    except ValueError as exc:
+        raise ConfigError(file, key, str(exc), f"write the op like {_OP_EXAMPLES[kind]}") from None
+    return label or op.key(), op
 
 
 CACHE_FILE = "kernel-cache.json"
@@ -177,6 +216,10 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         cache_retime=t.positive("cache_retime", int, 3),
     )
     t.finish()
+    tpl_kind = TEMPLATES[tuner.template].op_kind
+    if t.data.get("template") is not None and all(op.kind != tpl_kind for _, op in ops):
+        raise t.error("template", f"{tuner.template} tunes {tpl_kind} ops and no op listed is one",
+                      f"name a template of the listed ops' kind, or leave it out (defaults: {DEFAULT_TEMPLATES})")
     m = r.sub("measure")
     try:
         measure = MeasureSpec(
@@ -202,6 +245,11 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
     for i, b in enumerate(baselines):
         if b not in BASELINES:
             raise r.error(f"baselines[{i}]", f"unknown baseline {b!r}", f"use one of {list(BASELINES)}")
+    if baselines:
+        for i, (_, op) in enumerate(ops):
+            if op.kind != "matmul":
+                raise ConfigError(file, f"ops[{i}]", f"baselines compare matmul ops only, this op is a {op.kind}",
+                                  "move the non-matmul ops to an experiment without 'baselines:'")
     seed = r.get("seed", int, 1)
     faults = read_faults(r)
     r.finish()

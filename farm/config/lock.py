@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jit_core.ops import MatMul
+from jit_core.ops import op_from_dict
 from jit_core.protocol import MeasureSpec
 
 from farm.drivers.base import BrowserOptions, NativeOptions
@@ -42,7 +42,7 @@ def experiment_from_manifest(manifest: dict[str, Any], *, where: str = "manifest
         for o in e["ops"]:
             o = dict(o)
             label = o.pop("label", "")
-            ops.append((label, MatMul.from_dict(o)))
+            ops.append((label, op_from_dict(o)))
         return ExperimentSpec(
             name=e["name"], file=e["file"], description=e.get("description", ""), devices=devices,
             ops=tuple(ops), seed=int(e["seed"]), tuner=TunerSpec(**e["tuner"]), measure=MeasureSpec(**e["measure"]),

@@ -129,7 +129,7 @@ class JobRunner:
 
     def run(self, job: JobSpec, attempt: int = 1) -> dict[str, Any]:
         exp, op = self.exp, job.op
-        template = get_template(exp.tuner.template)
+        template = get_template(exp.tuner.template_for(op.kind))
         busy0 = self.timer.busy_s
         options = TuneOptions(strategy=exp.tuner.strategy, budget_s=exp.tuner.budget_s,
                               max_evals=exp.tuner.max_evals, batch_size=exp.tuner.batch_size,

@@ -12,10 +12,14 @@ from ..caps import DeviceCaps
 from ..ops import OpSpec
 from ..protocol import KernelSource
 from ..space import Config, Param, Space
+from .eltwise_wgsl import EltwiseWGSL
+from .heads_wgsl import HeadsWGSL
 from .matmul_gemv_wgsl import MatmulGemvWGSL
 from .matmul_vec4_wgsl import MatmulVec4WGSL
 from .matmul_wasm_simd import MatmulWasmSimd
 from .matmul_wgsl import MatmulWGSL
+from .norm_wgsl import NormWGSL
+from .softmax_wgsl import SoftmaxWGSL
 
 
 class Template(Protocol):
@@ -41,6 +45,19 @@ TEMPLATES: dict[str, type] = {
     MatmulVec4WGSL.name: MatmulVec4WGSL,
     MatmulGemvWGSL.name: MatmulGemvWGSL,
     MatmulWasmSimd.name: MatmulWasmSimd,
+    SoftmaxWGSL.name: SoftmaxWGSL,
+    NormWGSL.name: NormWGSL,
+    EltwiseWGSL.name: EltwiseWGSL,
+    HeadsWGSL.name: HeadsWGSL,
+}
+
+# The template an op of each kind is tuned with unless the experiment names another of that kind.
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "matmul": "matmul-wgsl",
+    "softmax": "softmax-wgsl",
+    "norm": "norm-wgsl",
+    "eltwise": "eltwise-wgsl",
+    "heads": "heads-wgsl",
 }
 
 
@@ -52,4 +69,9 @@ def get_template(name: str) -> Template:
         raise ValueError(f"unknown template {name!r}; known: {sorted(TEMPLATES)}") from None
 
 
-__all__ = ["MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWasmSimd", "MatmulWGSL", "TEMPLATES", "Template", "get_template"]
+def templates_for(kind: str) -> list[str]:
+    """Names of the registered templates of op kind ``kind``, sorted."""
+    return sorted(name for name, cls in TEMPLATES.items() if cls.op_kind == kind)
+
+
+__all__ = ["EltwiseWGSL", "HeadsWGSL", "MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWasmSimd", "MatmulWGSL", "NormWGSL", "SoftmaxWGSL", "DEFAULT_TEMPLATES", "TEMPLATES", "Template", "get_template", "templates_for"]
