@@ -51,7 +51,14 @@ export function prngInputs(spec) {
   for (const b of spec.buffers || []) {
     if (b.output) continue;
     if (b.init !== 'prng') throw new BaselineError('harness', `baseline input ${b.name}: init ${b.init} is not supported (prng only)`);
-    inputs[b.name] = prngF32(b.seed, b.stream, b.size);
+    const v = prngF32(b.seed, b.stream, b.size);
+    // shift + scale * prng in double, stored as f32: the numpy side computes the same values.
+    if ((b.scale ?? 1) !== 1 || (b.shift ?? 0) !== 0) {
+      const scale = b.scale ?? 1;
+      const shift = b.shift ?? 0;
+      for (let i = 0; i < v.length; i++) v[i] = shift + scale * v[i];
+    }
+    inputs[b.name] = v;
   }
   return inputs;
 }
