@@ -16,6 +16,7 @@ from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 from .devices import DeviceSpec
 from .errors import ConfigError
 from .faults import FaultSpec, read_faults
+from .model_workloads import ModelWorkload, read_models
 from .reader import Reader, load_yaml
 from .selection import select_devices
 
@@ -83,6 +84,7 @@ class ExperimentSpec:
     compare: CompareSpec
     baselines: tuple[str, ...] = field(default_factory=tuple)
     faults: FaultSpec = field(default_factory=FaultSpec)
+    models: tuple[ModelWorkload, ...] = ()  # models named by the experiment, with every op and count
 
     def jobs(self) -> list[JobSpec]:
         out = []
@@ -104,6 +106,7 @@ class ExperimentSpec:
             "compare": asdict(self.compare),
             "baselines": list(self.baselines),
             "faults": self.faults.to_dict(),
+            "models": [m.to_dict() for m in self.models],
         }
 
 
@@ -194,15 +197,20 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         raise ConfigError(file, "device_configs", f"device folder {devices_dir} does not exist",
                           "set 'device_configs:' to the folder of device YAMLs, relative to this file")
     devices = select_devices(r.get("devices", list), devices_dir, file=file)
-    ops_raw = r.get("ops", list)
-    if not ops_raw:
-        raise r.error("ops", "no ops listed", "list at least one op, e.g. {kind: matmul, M: 64, N: 64, K: 64}")
+    ops_raw = r.get("ops", list, [])
     ops = tuple(_op(r, i, file) for i in range(len(ops_raw)))
     seen: dict[str, int] = {}
     for i, (_, op) in enumerate(ops):
         if op.key() in seen:
             raise ConfigError(file, f"ops[{i}]", f"same shape as ops[{seen[op.key()]}]", "remove the duplicate")
         seen[op.key()] = i
+    template_name = r.get("tuner", dict, {}).get("template", "matmul-wgsl")
+    op_kind = TEMPLATES[template_name].op_kind if template_name in TEMPLATES else "matmul"
+    models, model_jobs = read_models(r, op_kind, set(seen))
+    ops += tuple(model_jobs)
+    if not ops:
+        raise r.error("ops", "no ops listed", "list at least one op, e.g. {kind: matmul, M: 64, N: 64, K: 64}, "
+                      "or name a model under 'models:', e.g. {name: gpt2, seq: 32, phase: prefill}")
 
     t = r.sub("tuner")
     tuner = TunerSpec(
@@ -255,4 +263,4 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
     r.finish()
     return ExperimentSpec(name=name, file=file, description=description, devices=devices, ops=ops,
                           seed=seed, tuner=tuner, measure=measure, compare=compare,
-                          baselines=tuple(baselines), faults=faults)
+                          baselines=tuple(baselines), faults=faults, models=models)

@@ -15,6 +15,7 @@ from .devices import DeviceSpec
 from .errors import UserError
 from .experiments import CompareSpec, ExperimentSpec, TunerSpec
 from .faults import FaultSpec
+from .model_workloads import ModelWorkload
 
 
 def _tuplify(value: Any) -> Any:
@@ -47,7 +48,8 @@ def experiment_from_manifest(manifest: dict[str, Any], *, where: str = "manifest
             name=e["name"], file=e["file"], description=e.get("description", ""), devices=devices,
             ops=tuple(ops), seed=int(e["seed"]), tuner=TunerSpec(**e["tuner"]), measure=MeasureSpec(**e["measure"]),
             compare=CompareSpec(**e["compare"]), baselines=tuple(e.get("baselines", [])),
-            faults=FaultSpec.from_dict(e["faults"]) if "faults" in e else FaultSpec())
+            faults=FaultSpec.from_dict(e["faults"]) if "faults" in e else FaultSpec(),
+            models=tuple(ModelWorkload.from_dict(m) for m in e.get("models", [])))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{where}: cannot rebuild the experiment ({type(exc).__name__}: {exc}). Fix: resume or "
                         "replay with the jitfarm version that wrote this run, or run the experiment YAML again") from None

@@ -154,6 +154,8 @@ export async function setupOrt(spec, out, host) {
   dims.A = [...lead, op.M, op.K];
   dims.B = [...lead, op.K, op.N];
   dims.bias = [op.N];
+  // A model with other inputs (a transformer block: x, KV caches) names their shapes.
+  if (spec.dims) Object.assign(dims, spec.dims);
   let feeds;
   let gpuBuffers = [];
   if (backend === 'webgpu') {
