@@ -15,11 +15,8 @@ Phases: prefill runs ``seq`` tokens and fills the KV cache buffers (``k_cache`` 
 seq], K transposed, and ``v_cache`` [heads, seq, head_dim]); decode runs 1 token whose K/V go to
 position ``past`` of caches of ``past + 1`` positions, the first ``past`` holding PRNG values.
 
-Known gap (rotary models in decode): the ``heads`` op rotates a token at its output position
-``past + s``, and a decode Q is written at position 0 of its own buffer, so Llama's decode Q is
-rotated at position 0 instead of ``past`` (K, written into the cache at ``past``, is right). The
-work is the same; the numbers differ from Llama's until the op interface gets a rotary position
-offset (tests/unit/test_blocks.py has the strict xfail that says so).
+Rotary models in decode: the new token's K goes to cache position ``past`` and is rotated there;
+its Q, written at position 0 of its own buffer, is rotated at ``past`` too (``Heads.pos_offset``).
 
 Initial contents: a 'prng' buffer holds ``shift + scale * prng_f32(seed, stream, size)`` computed
 in double and stored as f32 (the harness's BufferSpec scale/shift); weights use scale
@@ -40,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from .block_reference import reference_op
 from .models import ModelConfig, OpUse, attention_ops, get_model, mlp_ops
 from .ops import Eltwise, MatMul, Norm, OpSpec
-from .reference import prng_f32
+from .reference import prng_f32, reference
 
 ROLES = ("input", "weight", "activation", "kv-cache", "output")
 FIRST_STREAM = 16  # streams 0..15 are the single-op input streams of reference.INPUT_STREAMS
@@ -279,7 +275,7 @@ def run_block_reference(block: Block, seed: int) -> dict[str, np.ndarray]:
     state: dict[str, np.ndarray] = {k: v.astype(np.float64) for k, v in block_inputs(block, seed).items()}
     for s in block.steps:
         ins = {k: state[v] for k, v in s.inputs}
-        state[s.output] = reference_op(s.op, ins, state[s.output])
+        state[s.output] = reference(s.op, ins, state[s.output])
     return state
 
 

@@ -147,7 +147,9 @@ def attention_ops(m: ModelConfig, *, rows: int, seq: int, past: int, kv_seq: int
     else:
         uses.append(OpUse(f"{prefix}.qkv", MatMul(rows, 3 * w, m.hidden, bias=m.bias)))
         rope = dict(rotary=m.rotary, theta=m.rope_theta)
-        uses.append(OpUse(f"{prefix}.q_split", Heads(seq, nh, d, "split", row_stride=3 * w, past=0, **rope), batch))
+        q_pos = dict(pos_offset=past) if m.rotary else {}  # the query goes after the cached tokens
+        uses.append(OpUse(f"{prefix}.q_split", Heads(seq, nh, d, "split", row_stride=3 * w, past=0, **rope, **q_pos),
+                          batch))
         uses.append(OpUse(f"{prefix}.k_split", Heads(seq, nh, d, "split_t", row_stride=3 * w, col_offset=w,
                                                      past=past, **rope), batch))
         uses.append(OpUse(f"{prefix}.v_split", Heads(seq, nh, d, "split", row_stride=3 * w, col_offset=2 * w,

@@ -309,7 +309,9 @@ class Heads:
     'split_t': the same, C is [heads, head_dim, past+seq] (K transposed for Q @ K^T).
     'merge': X is [heads, seq, head_dim], C is [seq, heads*head_dim] (past 0, no rotary, no
     stride or offset).
-    ``rotary`` (split modes, even head_dim): rotate-half RoPE at position p = past + s: for
+    ``rotary`` (split modes, even head_dim): rotate-half RoPE at position p = pos_offset + past + s
+    (``pos_offset`` places tokens written without a cache, such as a decode step's query, after
+    the cached ones): for
     i < head_dim/2 and f = theta^(-2i/head_dim), (x_i, x_{i+half}) -> (x_i cos(pf) -
     x_{i+half} sin(pf), x_{i+half} cos(pf) + x_i sin(pf)). ``flops()`` counts the elements moved
     (6 per element with rotary). Contract as ``MatMul``.
@@ -326,15 +328,18 @@ class Heads:
     theta: float = 10000.0
     dtype: str = "f32"
     kind: str = "heads"
+    pos_offset: int = 0
 
     def __post_init__(self) -> None:
         _positive_ints("heads", self, ("seq", "heads", "head_dim"))
         if self.mode not in HEADS_MODES:
             raise ValueError(f"heads mode must be one of {HEADS_MODES}, got {self.mode!r}")
-        for name in ("row_stride", "col_offset", "past"):
+        for name in ("row_stride", "col_offset", "past", "pos_offset"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"heads {name} must be an integer >= 0, got {value!r}")
+        if self.pos_offset and not self.rotary:
+            raise ValueError("heads pos_offset only moves rotary positions: it needs rotary: true")
         _bool_field("heads", self, "rotary")
         _float_field("heads", self, "theta", positive=True)
         _common("heads", self)
@@ -348,9 +353,14 @@ class Heads:
             raise ValueError(f"rotary needs an even head_dim, got {self.head_dim}")
 
     @property
+    def width(self) -> int:
+        """heads * head_dim: the elements of one token's heads."""
+        return self.heads * self.head_dim
+
+    @property
     def stride(self) -> int:
         """Elements per input row of a split (``row_stride``, or heads*head_dim when 0)."""
-        return self.row_stride or self.heads * self.head_dim
+        return self.row_stride or self.width
 
     @property
     def positions(self) -> int:
@@ -365,6 +375,7 @@ class Heads:
         extra += f"_past{self.past}" if self.past else ""
         if self.rotary:
             extra += "_rope" + (f"{_num(self.theta)}" if self.theta != 10000.0 else "")
+            extra += f"_pos{self.pos_offset}" if self.pos_offset else ""
         return f"heads_{self.mode}{extra}_{self.dtype}_{self.shape_str()}"
 
     def shape_str(self) -> str:

@@ -199,10 +199,11 @@ def reference_eltwise(op: Eltwise, a: np.ndarray, b: np.ndarray | None = None) -
 
 
 def rotary_angles(op: Heads) -> np.ndarray:
-    """[past+seq, head_dim/2] angles p * theta^(-2i/head_dim), float64."""
+    """[past+seq, head_dim/2] angles p * theta^(-2i/head_dim) of output positions 0.., float64,
+    where output position j is rotary position pos_offset + j."""
     half = op.head_dim // 2
     freq = op.theta ** (-2.0 * np.arange(half) / op.head_dim)
-    return np.arange(op.positions, dtype=np.float64)[:, None] * freq[None, :]
+    return (op.pos_offset + np.arange(op.positions, dtype=np.float64))[:, None] * freq[None, :]
 
 
 def reference_heads(op: Heads, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -20,7 +20,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from jit_core.block_reference import causal_mask
 from jit_core.blocks import Block, BlockStep
 from jit_core.ops import Eltwise, Heads, MatMul, Norm, Softmax
 from jit_core.reference import GELU_C
@@ -170,7 +169,7 @@ class _Graph:
     def rotary(self, t: str, op: Heads, hint: str) -> str:
         nh, d, sq, half = op.heads, op.head_dim, op.seq, op.head_dim // 2
         f = op.theta ** (-2.0 * np.arange(half) / d)
-        ang = (op.past + np.arange(sq))[:, None] * f[None, :]
+        ang = (op.pos_offset + op.past + np.arange(sq))[:, None] * f[None, :]
         cos, sin = self.const(np.cos(ang), "cos"), self.const(np.sin(ang), "sin")
         hs = (nh, sq, half)
         x1 = self.node("Slice", [t, self.const([0], "st", np.int64), self.const([half], "en", np.int64),
@@ -187,6 +186,11 @@ class _Graph:
         value = kinds[type(op)](s, op)  # type: ignore[operator]
         self.current[s.output] = value
 
+
+
+def causal_mask(rows: int, cols: int) -> np.ndarray:
+    """True where column c of row r is masked: c > r + (cols - rows) (Softmax's causal rule)."""
+    return np.arange(cols)[None, :] > np.arange(rows)[:, None] + (cols - rows)
 
 def graph_inputs(block: Block) -> list[str]:
     """The buffers the ONNX graph takes as inputs, in order: those read before being written that

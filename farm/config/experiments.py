@@ -119,7 +119,7 @@ _OP_EXAMPLES = {
 }
 _OP_CHOICES = {"norm": NORMS, "fn": ELTWISE_FNS, "mode": HEADS_MODES}
 _OP_TYPES = {"int": int, "bool": bool, "float": float, "str": str}
-_OP_ZERO_OK = ("row_stride", "col_offset", "past")
+_OP_ZERO_OK = ("row_stride", "col_offset", "past", "pos_offset")
 
 
 def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:

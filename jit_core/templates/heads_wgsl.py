@@ -114,7 +114,7 @@ def render_wgsl(op: Heads, config: Config, *, header: str = "heads-wgsl") -> str
     vc = v and op.mode != "split_t"
     out = [
         f"// {header}: {op.mode}{' rotary' if op.rotary else ''} seq={S} heads={H} head_dim={D} stride={op.stride} "
-        f"offset={op.col_offset} past={P}; {config.key()}",
+        f"offset={op.col_offset} past={P}{f' pos_offset={op.pos_offset}' if op.pos_offset else ''}; {config.key()}",
         f"@group(0) @binding(0) var<storage, read> X: array<{tx}>;",
         f"@group(0) @binding(1) var<storage, read_write> C: array<{vec_type(4) if vc else 'f32'}>;",
     ]
@@ -139,7 +139,7 @@ def render_wgsl(op: Heads, config: Config, *, header: str = "heads-wgsl") -> str
     else:
         body.append(f"let src = (s * {op.stride // w}u + {op.col_offset // w}u + h * {D // w}u) + i;")
     if op.rotary:
-        body += [f"let lo = X[src];", f"let hi_ = X[src + {half // w}u];", f"let pos = f32(s + {P}u);"]
+        body += [f"let lo = X[src];", f"let hi_ = X[src + {half // w}u];", f"let pos = f32(s + {P + op.pos_offset}u);"]
         if w == 4:
             body.append("let f = vec4<f32>(FREQ[i * 4u], FREQ[i * 4u + 1u], FREQ[i * 4u + 2u], FREQ[i * 4u + 3u]);")
         else:

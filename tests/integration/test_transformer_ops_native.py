@@ -39,6 +39,7 @@ SHAPES = [
     Heads(3, 2, 8, rotary=True, past=4, row_stride=48, col_offset=16),
     Heads(4, 2, 16, mode="split_t", rotary=True, past=3),
     Heads(2, 2, 6, rotary=True, past=1),
+    Heads(1, 4, 8, rotary=True, row_stride=96, pos_offset=37),  # a decode query placed after 37 cached tokens
     Heads(2, 1, 8, rotary=True, past=3000, theta=500000.0),  # large angles: range reduction
 ]
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from farm.baselines.onnx_blocks import block_baseline_spec, block_model, graph_inputs
-from jit_core.block_reference import rotary
 from jit_core.blocks import FIRST_STREAM, LAYER_STREAMS, block_inputs, build_block, run_block_reference, stack_blocks
 from jit_core.models import MODELS, scaled
 from jit_core.reference import GELU_C
@@ -15,6 +14,15 @@ from jit_core.reference import GELU_C
 TINY = dict(hidden=32, heads=4, head_dim=8, ffn=48)
 SEED = 4
 
+
+
+def rotary(t, first_pos, theta):
+    """Rotate-half RoPE of t[heads, seq, head_dim], token s at position first_pos + s."""
+    half = t.shape[-1] // 2
+    f = theta ** (-2.0 * np.arange(half) / t.shape[-1])
+    ang = (first_pos + np.arange(t.shape[1]))[:, None] * f[None, :]
+    x1, x2 = t[..., :half], t[..., half:]
+    return np.concatenate([x1 * np.cos(ang) - x2 * np.sin(ang), x2 * np.cos(ang) + x1 * np.sin(ang)], axis=-1)
 
 def _w(block, seed=SEED):
     return {k: v.astype(np.float64).reshape(block.buffer(k).shape) for k, v in block_inputs(block, seed).items()}
@@ -48,9 +56,6 @@ def test_gpt2_prefill_block_computes_a_pre_norm_causal_layer():
     np.testing.assert_allclose(got["k_cache"], k.transpose(0, 2, 1).reshape(-1), rtol=1e-12)  # K transposed
 
 
-@pytest.mark.xfail(strict=True, reason="the Heads op ties the rotary position to the output position "
-                   "(past + s): a decode Q written at position 0 of its own buffer is rotated at position 0, "
-                   "not at past; the op interface needs a rotary position offset to express it")
 def test_llama_decode_block_writes_rotated_kv_at_position_past_and_attends_over_the_cache():
     m = scaled("llama-2-7b", **TINY)
     P, H, nh, d = 5, 32, 4, 8

@@ -96,7 +96,7 @@ def test_op_sizes_and_validation_follow_the_interface():
     assert len({Softmax(4, 4).key(), Softmax(4, 4, causal=True).key(), Softmax(4, 4, scale=0.5).key()}) == 3
     with pytest.raises(ValueError, match="exceeds row_stride"):
         Heads(5, 2, 4, "split", row_stride=8, col_offset=4)
-    with pytest.raises(ValueError, match="merge takes no past"):
+    with pytest.raises(ValueError, match="merge' takes no past"):
         Heads(5, 2, 4, "merge", past=2)
     with pytest.raises(ValueError, match="norm must be one of"):
         Norm(4, 4, "batchnorm")
