@@ -39,7 +39,7 @@ import numpy as np
 
 from .models import ModelConfig, OpUse, attention_ops, get_model, mlp_ops
 from .ops import Eltwise, MatMul, Norm, OpSpec
-from .reference import prng_f32, reference
+from .reference import prng_buffer, reference
 
 ROLES = ("input", "weight", "activation", "kv-cache", "output")
 FIRST_STREAM = 16  # streams 0..15 are the single-op input streams of reference.INPUT_STREAMS
@@ -64,8 +64,7 @@ class BlockBuffer:
         """The initial contents as float32, bit-identical to the harness's."""
         if self.init == "zero":
             return np.zeros(self.size, dtype=np.float32)
-        p = prng_f32(seed, int(self.stream or 0), self.size).astype(np.float64)
-        return (self.shift + self.scale * p).astype(np.float32)
+        return prng_buffer(seed, int(self.stream or 0), self.size, scale=self.scale, shift=self.shift)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -3,8 +3,9 @@
 # folders that each fit one 64 MiB transfer: .gpu-chromium/ (the first 60 MiB of browser.tar.xz,
 # the browser trimmed to what headless needs: no validation layers, one locale) and
 # .gpu-chromium-2/ (the rest of it, libs.tar.xz with every shared library the browser links to
-# except the C library's own, and SHA256SUMS). bench/gpu/run_chromium.sh, run there once per
-# transfer, keeps the parts and unpacks the browser when it has them all.
+# except the C library's own, and SHA256SUMS); and .gpu-ort/ (ONNX Runtime Web's dist files from
+# farm/harness/node_modules, for bench/models.py's ORT-Web baselines). bench/gpu/run_chromium.sh,
+# run there once per transfer, keeps the parts and unpacks the browser when it has them all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 src=${CHROMIUM_DIR:-/usr/lib/chromium}
@@ -33,5 +34,10 @@ XZ_OPT="-9 -T2" tar -C "$work" -cJf .gpu-chromium-2/libs.tar.xz libs
 split -b 60M -d -a 2 "$work/browser.tar.xz" "$work/browser.tar.xz.part-"
 mv "$work/browser.tar.xz.part-00" .gpu-chromium/
 mv "$work"/browser.tar.xz.part-* .gpu-chromium-2/
+ort=farm/harness/node_modules/onnxruntime-web/dist
+[ -f "$ort/ort.all.min.mjs" ] || { echo "no $ort: run scripts/setup.sh first (npm ci of the harness)" >&2; exit 2; }
+rm -rf .gpu-ort && mkdir -p .gpu-ort
+(cd "$ort" && XZ_OPT="-6 -T2" tar -cJf - ort.all.min.mjs ort-wasm-simd-threaded*.mjs ort-wasm-simd-threaded*.wasm) \
+  > .gpu-ort/ort-dist.tar.xz
 echo "$chromium_version: $(ls "$work/libs" | wc -l) libraries"
-du -sh .gpu-chromium .gpu-chromium-2
+du -sh .gpu-chromium .gpu-chromium-2 .gpu-ort

@@ -81,8 +81,8 @@ def _wall_resolution_ms() -> float:
 class _BatchGpu:
     """GPU objects of one batch on one device, destroyed together."""
 
-    layout: Any
-    bind_group: Any
+    layout_entries: list[dict[str, Any]]
+    entries: list[dict[str, Any]]
     output: Any | None
     output_bytes: int
     staging: Any | None  # MAP_READ copy of the whole output
@@ -93,6 +93,16 @@ class _BatchGpu:
     ts_staging: Any | None
     buffers: list[Any] = field(default_factory=list)
     named: dict[str, Any] = field(default_factory=dict)  # batch buffers by name
+    _batch_bindings: tuple[Any, Any] | None = None
+
+    def batch_bindings(self, dev: Any) -> tuple[Any, Any]:
+        """(pipeline layout, bind group) of the batch's buffers in binding order, for kernels that
+        name no bindings; built on first use (a chain may hold more buffers than a stage binds)."""
+        if self._batch_bindings is None:
+            bgl = dev.create_bind_group_layout(entries=self.layout_entries)
+            self._batch_bindings = (dev.create_pipeline_layout(bind_group_layouts=[bgl]),
+                                    dev.create_bind_group(layout=bgl, entries=self.entries))
+        return self._batch_bindings
 
     def destroy(self) -> None:
         extra = [self.staging, self.sync_src, self.sync_dst, self.ts_resolve, self.ts_staging, self.query_set]
@@ -451,12 +461,11 @@ class NativeDriver(DeviceDriver):
             entries.append({"binding": spec.binding, "resource": {"buffer": buf, "offset": 0, "size": buf.size}})
             if spec is out_spec:
                 output = buf
-        bgl = dev.create_bind_group_layout(entries=layout_entries)
         out_bytes = 4 * out_spec.size if out_spec is not None else 0
         has_ts = "timestamp-query" in dev.features
         gpu = _BatchGpu(
-            layout=dev.create_pipeline_layout(bind_group_layouts=[bgl]),
-            bind_group=dev.create_bind_group(layout=bgl, entries=entries),
+            layout_entries=layout_entries,
+            entries=entries,
             output=output,
             output_bytes=out_bytes,
             staging=dev.create_buffer(size=out_bytes, usage=BU.MAP_READ | BU.COPY_DST) if out_bytes else None,
@@ -561,7 +570,7 @@ class NativeDriver(DeviceDriver):
         for i, (code, entry, grid, bindings) in enumerate(steps):
             module = dev.create_shader_module(label=f"{cand.id}.{i}", code=code)
             if not bindings:
-                layout, bind = gpu.layout, gpu.bind_group
+                layout, bind = gpu.batch_bindings(dev)
             else:
                 missing = [n for n, _ in bindings if n not in named]
                 if missing:

@@ -382,17 +382,6 @@ async function makeBatchContext(state, batch, wantTimestamp) {
         if (spec.output) { ctx.output = buf; ctx.outBytes = bytes; }
       }
       if (!ctx.output) throw new HarnessError('harness', 'batch has no buffer with output: true');
-      ctx.layout = device.createBindGroupLayout({
-        entries: batch.buffers.map((b) => ({
-          binding: b.binding, visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' },
-        })),
-      });
-      ctx.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [ctx.layout] });
-      ctx.bindGroup = device.createBindGroup({
-        layout: ctx.layout,
-        entries: ctx.buffers.map((b) => ({ binding: b.spec.binding, resource: { buffer: b.buf } })),
-      });
       ctx.staging = device.createBuffer({ size: ctx.outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       created.push(ctx.staging);
       if (wantTimestamp) {
@@ -406,6 +395,26 @@ async function makeBatchContext(state, batch, wantTimestamp) {
     ctx.destroy();
     if (e instanceof HarnessError) throw new HarnessError('harness', `batch buffers: ${e.message}`);
     throw e;
+  }
+  return ctx;
+}
+
+// The batch's own bind group (its buffers in binding order), for kernels that name no bindings.
+// Built on first use: a chain over more buffers than a shader stage may bind names its bindings.
+function batchBindings(ctx) {
+  if (!ctx.bindGroup) {
+    const device = ctx.device;
+    ctx.layout = device.createBindGroupLayout({
+      entries: ctx.buffers.map((b) => ({
+        binding: b.spec.binding, visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: b.spec.access === 'read' ? 'read-only-storage' : 'storage' },
+      })),
+    });
+    ctx.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [ctx.layout] });
+    ctx.bindGroup = device.createBindGroup({
+      layout: ctx.layout,
+      entries: ctx.buffers.map((b) => ({ binding: b.spec.binding, resource: { buffer: b.buf } })),
+    });
   }
   return ctx;
 }
@@ -496,7 +505,8 @@ async function compileProgram(ctx, cand, scratch) {
   const program = [];
   for (const step of steps) {
     if (!step.bindings || !step.bindings.length) {
-      program.push({ pipeline: await compileOne(device, step.code, step.entry, ctx.pipelineLayout), bindGroup: ctx.bindGroup, wg: step.workgroups });
+      const { pipelineLayout, bindGroup } = await scoped(device, 'compile', async () => batchBindings(ctx));
+      program.push({ pipeline: await compileOne(device, step.code, step.entry, pipelineLayout), bindGroup, wg: step.workgroups });
       continue;
     }
     const missing = step.bindings.filter(([n]) => !named.has(n)).map(([n]) => n);
