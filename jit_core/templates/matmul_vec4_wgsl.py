@@ -169,7 +169,8 @@ class MatmulVec4WGSL:
             Param("GS", (1, 8)),
         )
 
-    def canonicalize(self, config: Config) -> Config:
+    @staticmethod
+    def canonicalize(config: Config) -> Config:
         """KS is only read by SH=0 and PF only by SH=1: pin the unused one to 0."""
         if config["SH"] and config["KS"]:
             return config.replace(KS=0)
