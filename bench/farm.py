@@ -69,18 +69,22 @@ def print_overhead(name: str, rows: list[dict]) -> None:
               f"jobs phase {100 * r['overhead_jobs']:5.1f}% ({per_job:.1f} ms per job)")
 
 
-def direct(exp_path: Path) -> dict:
-    """The same jobs with JobRunner called in this process on an opened driver: no Ray, no records.
-    What the farm adds per job is the difference between its jobs phase and this loop."""
+def direct(exp_path: Path, results: Path) -> dict:
+    """The same jobs with JobRunner called in this process on an opened driver: no Ray, no records,
+    the same kernel cache setting as the farm (a file under ``results``). What the farm adds per
+    job is the difference between its jobs phase and this loop."""
+    from farm.config.experiments import resolve_cache
     from farm.drivers import make_driver
     from farm.scheduler.job import DeviceContext, JobRunner
 
-    exp = load_experiment(exp_path)
+    exp = resolve_cache(load_experiment(exp_path), results)
     dev = exp.devices[0]
     with make_driver(dev) as drv:
         ctx = DeviceContext.from_probe(dev.id, drv.probe(), dev.caps_overrides)
         runner = JobRunner(drv, ctx, exp, "direct", lambda table, rows: None)
         runner.run(exp.jobs()[0])  # warm-up, as the farm's first job comes after the device's open and probe
+        if exp.tuner.cache != "off":  # the warm-up's cache entry would turn the first job into a re-time
+            Path(exp.tuner.cache).unlink(missing_ok=True)
         runner.timer.busy_s = 0.0
         t0 = time.perf_counter()
         ok = sum(runner.run(job)["status"] == "ok" for job in exp.jobs())
@@ -160,6 +164,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=200, help="repetitions of each round trip (default 200)")
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         figures = []
@@ -169,9 +174,11 @@ def main() -> int:
         exp = Path(tmp) / "experiments" / "tiny.yaml"
         exp.parent.mkdir()
         exp.write_text(TINY.format(n=args.jobs, ops=ops) + f"device_configs: {ROOT / 'device_configs'}\n")
-        before = direct(exp)  # the reference runs before and after the farm: load drifts on a shared machine
+        # the reference runs before and after the farm (load drifts on a shared machine), each with
+        # a kernel cache file of its own, as a run has
+        before = direct(exp, Path(tmp) / "direct-before")
         figures.append((f"{args.jobs} tiny", overhead(run(exp, results))))
-        after = direct(exp)
+        after = direct(exp, Path(tmp) / "direct-after")
     print()
     for name, rows in figures:
         print_overhead(name, rows)
@@ -186,6 +193,7 @@ def main() -> int:
           f"and scheduling add {farm_host - host:.1f} ms per job = {100 * (farm_host - host) / (farm['jobs_wall_s'] / farm['attempts'] * 1000):.1f}% "
           "of the farm's jobs phase")
     round_trips(args.n)
+    print("load average (1, 5, 15 min) at start {:.1f} {:.1f} {:.1f}, at end {:.1f} {:.1f} {:.1f}".format(*load0, *os.getloadavg()))
     return 0
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -75,12 +75,21 @@ class TuneCache:
         if self.path is None or not self.path.exists():
             return {}
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            raw = self.path.read_bytes()
+        except OSError:
+            return {}
+        seen = _PARSED.get(str(self.path))
+        if seen is not None and seen[0] == raw:  # a run reads the file before and after every job
+            return dict(seen[1])
+        try:
+            data = json.loads(raw)
+        except ValueError:
             return {}
         if data.get("format") != FORMAT_VERSION:
             return {}
-        return {k: CacheEntry(**v) for k, v in data.get("entries", {}).items()}
+        entries = {k: CacheEntry(**v) for k, v in data.get("entries", {}).items()}
+        _remember(self.path, raw, entries)
+        return entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -144,11 +153,42 @@ class TuneCache:
     def _save(self) -> None:
         if self.path is None:
             return
-        data: dict[str, Any] = {"format": FORMAT_VERSION, "entries": {k: asdict(v) for k, v in sorted(self._entries.items())}}
+        # One entry per line, each encoded by json's C encoder: a run rewrites the file after every
+        # job, and the pure-Python encoder that ``indent`` selects made that quadratic in practice.
+        lines = [_entry_line(k, v) for k, v in sorted(self._entries.items())]
+        raw = (f'{{"format": {FORMAT_VERSION}, "entries": {{\n' + ",\n".join(lines) + "\n}}\n").encode()
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
         os.replace(tmp, self.path)
+        _remember(self.path, raw, self._entries)
+
+
+# The last bytes read or written per cache file and their entries, and each entry's encoded line:
+# a run reads the whole file before each job and rewrites it after, so without these a run of n
+# jobs parses and encodes O(n^2) entries. Entries are immutable, so sharing them is safe.
+_PARSED: dict[str, tuple[bytes, dict[str, CacheEntry]]] = {}
+_LINES: dict[str, tuple[CacheEntry, str]] = {}
+_MAX_FILES = 8
+_MAX_LINES = 100_000
+
+
+def _remember(path: Path, raw: bytes, entries: dict[str, CacheEntry]) -> None:
+    if str(path) not in _PARSED and len(_PARSED) >= _MAX_FILES:
+        del _PARSED[next(iter(_PARSED))]
+    _PARSED[str(path)] = (raw, dict(entries))
+
+
+def _entry_line(key: str, entry: CacheEntry) -> str:
+    hit = _LINES.get(key)
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    fields_ = {f.name: getattr(entry, f.name) for f in fields(entry)}  # asdict without its deep copies
+    line = f"{json.dumps(key)}: {json.dumps(fields_)}"
+    if len(_LINES) >= _MAX_LINES:
+        _LINES.clear()
+    _LINES[key] = (entry, line)
+    return line
 
 
 CACHE_MODES = ("reuse", "warm-start", "cold")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 SOURCES = ("nnJIT", "WebGPU", "WebAssembly", "ours")
 
@@ -23,7 +23,9 @@ class Config(Mapping[str, int]):
     in the same order; ``key()`` ("BM=64,BN=64,...") is stable and ``Config.from_key`` inverts it.
     """
 
-    __slots__ = ("_items", "_hash")
+    __slots__ = ("_items", "_hash", "_values", "_index")
+    # name -> position, one dict per distinct tuple of names (a template has one), shared by its configs
+    _INDEXES: dict[tuple[str, ...], dict[str, int]] = {}
 
     def __init__(self, items: Mapping[str, int] | Iterable[tuple[str, int]] = (), **kwargs: int):
         pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
@@ -34,14 +36,29 @@ class Config(Mapping[str, int]):
         for n, v in pairs:
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ValueError(f"config value {n}={v!r} is not an integer")
-        self._items: tuple[tuple[str, int], ...] = tuple((str(n), int(v)) for n, v in pairs)
+        self._set(tuple(str(n) for n, _ in pairs), tuple(int(v) for _, v in pairs))
+
+    def _set(self, names: tuple[str, ...], values: tuple[int, ...]) -> None:
+        self._items: tuple[tuple[str, int], ...] = tuple(zip(names, values))
         self._hash = hash(self._items)
+        self._values = values
+        index = Config._INDEXES.get(names)
+        if index is None:
+            index = Config._INDEXES.setdefault(names, {n: i for i, n in enumerate(names)})
+        self._index = index
+
+    @classmethod
+    def _trusted(cls, names: tuple[str, ...], values: tuple[int, ...]) -> "Config":
+        """A config from names already checked unique and values already plain ints (a Param's)."""
+        cfg = cls.__new__(cls)
+        cfg._set(names, values)
+        return cfg
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Config, (self._items,))
 
     def __getitem__(self, name: str) -> int:
-        for n, v in self._items:
-            if n == name:
-                return v
-        raise KeyError(name)
+        return self._values[self._index[name]]
 
     def __iter__(self) -> Iterator[str]:
         return (n for n, _ in self._items)
@@ -103,16 +120,25 @@ class Param:
 class Rule:
     """A pruning rule: ``predicate(config)`` is True for configs that are kept. ``source`` says why
     the rule exists: 'nnJIT' (the nnJIT artifact's lite space), 'WebGPU' (an adapter limit),
-    'WebAssembly' (a wasm engine limit), 'ours' (our own pruning); ``doc`` explains it in one line."""
+    'WebAssembly' (a wasm engine limit), 'ours' (our own pruning); ``doc`` explains it in one line.
+    ``key``: None, or a hashable value that fixes the predicate's verdicts: two rules with the same
+    name and key keep the same configs (for a rule reading only the config, ``()``; else the
+    limits or op sizes it reads). ``Space.build`` memoises the verdicts of the leading rules that
+    have a key, across builds."""
 
     name: str
     source: str
     predicate: Callable[[Config], bool]
     doc: str = ""
+    key: Hashable | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"rule {self.name}: source must be one of {SOURCES}, got {self.source!r}")
+        try:
+            hash(self.key)
+        except TypeError:
+            raise ValueError(f"rule {self.name}: key must be hashable, got {self.key!r}") from None
 
 
 class Space:
@@ -150,30 +176,30 @@ class Space:
         prior: Callable[[Config], float] | None = None,
     ) -> "Space":
         """Enumerate, canonicalize, deduplicate, prune and order. ``prior`` returns a score,
-        lower first."""
-        names = [p.name for p in params]
-        seen: set[Config] = set()
-        kept: list[Config] = []
-        raw = duplicates = 0
+        lower first. ``canonicalize`` must be a pure function of the config: the enumeration up to
+        deduplication depends only on (params, canonicalize), so it is computed once per pair and
+        shared by the spaces a template builds for each op and device (pass the same function
+        object, e.g. a staticmethod: a bound method of a new instance is a new key)."""
+        base = _enumerate(tuple(params), canonicalize)
+        lead = 0  # the leading rules with a key: their outcome is memoised on the enumeration
+        while lead < len(rules) and rules[lead].key is not None:
+            lead += 1
+        survivors, lead_removed = base.apply(rules[:lead])
         removed = {r.name: 0 for r in rules}
-        for values in itertools.product(*(p.values for p in params)):
-            raw += 1
-            cfg = Config(zip(names, values))
-            if canonicalize is not None:
-                cfg = canonicalize(cfg)
-            if cfg in seen:
-                duplicates += 1
-                continue
-            seen.add(cfg)
-            for rule in rules:
-                if not rule.predicate(cfg):
-                    removed[rule.name] += 1
+        for name, n in lead_removed.items():
+            removed[name] += n
+        checks = [(r.name, r.predicate) for r in rules[lead:]]
+        kept: list[Config] = []
+        for cfg in survivors:
+            for name, keep in checks:
+                if not keep(cfg):
+                    removed[name] += 1
                     break
             else:
                 kept.append(cfg)
         if prior is not None:
             kept.sort(key=prior)
-        return Space(params, rules, kept, raw_size=raw, duplicates=duplicates, removed=removed)
+        return Space(params, rules, kept, raw_size=base.raw_size, duplicates=base.duplicates, removed=removed)
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -207,3 +233,72 @@ class Space:
                 for r in self.rules
             ],
         }
+
+
+@dataclass(frozen=True)
+class _Enumeration:
+    """The distinct canonical configs of a cartesian product, in enumeration order, and the
+    outcome of keyed rule prefixes on them (``apply``)."""
+
+    configs: tuple[Config, ...]
+    raw_size: int
+    duplicates: int
+    _applied: dict[Any, tuple[tuple[Config, ...], dict[str, int]]] = field(default_factory=dict)
+
+    def apply(self, rules: Sequence[Rule]) -> tuple[tuple[Config, ...], dict[str, int]]:
+        """The configs every rule keeps, in order, and per rule name the configs it was the first
+        to reject; memoised by the rules' (name, key)."""
+        key = tuple((r.name, r.key) for r in rules)
+        hit = self._applied.get(key)
+        if hit is not None:
+            return hit
+        removed: dict[str, int] = {}
+        checks = [(r.name, r.predicate) for r in rules]
+        kept: list[Config] = []
+        for cfg in self.configs:
+            for name, keep in checks:
+                if not keep(cfg):
+                    removed[name] = removed.get(name, 0) + 1
+                    break
+            else:
+                kept.append(cfg)
+        if len(self._applied) >= _MAX_APPLIED:
+            del self._applied[next(iter(self._applied))]
+        out = self._applied[key] = (tuple(kept), removed)
+        return out
+
+
+_MAX_APPLIED = 64  # rule prefixes memoised per enumeration (devices x op classes); oldest dropped
+
+_ENUMERATIONS: dict[Any, _Enumeration] = {}
+_MAX_ENUMERATIONS = 32  # a few templates x their canonicalizers; oldest dropped beyond that
+
+
+def _enumerate(params: tuple[Param, ...], canonicalize: Callable[[Config], Config] | None) -> _Enumeration:
+    try:
+        key: Any = (params, canonicalize)
+        hit = _ENUMERATIONS.get(key)
+    except TypeError:  # an unhashable canonicalizer: enumerate every time
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    names = tuple(p.name for p in params)
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate parameter names in {list(names)}")
+    seen: set[Config] = set()
+    configs: list[Config] = []
+    raw = 0
+    for values in itertools.product(*(p.values for p in params)):
+        raw += 1
+        cfg = Config._trusted(names, values)
+        if canonicalize is not None:
+            cfg = canonicalize(cfg)
+        if cfg not in seen:
+            seen.add(cfg)
+            configs.append(cfg)
+    out = _Enumeration(tuple(configs), raw, raw - len(configs))
+    if key is not None:
+        if len(_ENUMERATIONS) >= _MAX_ENUMERATIONS:
+            del _ENUMERATIONS[next(iter(_ENUMERATIONS))]
+        _ENUMERATIONS[key] = out
+    return out

@@ -21,6 +21,7 @@ from farm.validity import merge
 from jit_core.templates import get_template
 
 from .job import DeviceContext, JobRunner
+from .outbox import Outbox
 
 
 class Aggregator:
@@ -36,6 +37,16 @@ class Aggregator:
     def append(self, table: str, rows: list[dict[str, Any]]) -> int:
         self.store.append(table, rows)
         self.rows += len(rows)
+        return self.rows
+
+    def append_many(self, batches: list[tuple[str, list[dict[str, Any]]]], device_id: str | None = None,
+                    progress: dict[str, Any] | None = None) -> int:
+        """``append`` each (table, rows) in order, then ``report`` the progress: what a worker's
+        outbox (farm/scheduler/outbox.py) sends in one call."""
+        for table, rows in batches:
+            self.append(table, rows)
+        if device_id is not None and progress:
+            self.report(device_id, progress)
         return self.rows
 
     def report(self, device_id: str, info: dict[str, Any]) -> None:
@@ -64,7 +75,10 @@ class DeviceWorker:
     Contract: ``open()`` returns the device context as a dict or raises DriverError; ``reopen()``
     closes and opens the driver again; ``run_job(job, attempt)`` returns the job's summary row (a
     failed one when the driver raised); every record it made carries ``attempt`` and reaches the
-    aggregator in order (the job's ``jobs`` row last), and all are on disk once ``close()`` returns. Retries, timeouts and quarantine are the caller's (farm/scheduler/lanes.py).
+    aggregator in order (the job's ``jobs`` row last, sent with the records still in the outbox),
+    and all are on disk once ``close()`` returns. Records go out coalesced: at the latest with the
+    job's ``jobs`` row, else every ``Outbox.interval_s`` (a worker killed mid-job loses at most that
+    much of its trials). Retries, timeouts and quarantine are the caller's (farm/scheduler/lanes.py).
     """
 
     def __init__(self, device: DeviceSpec, experiment: ExperimentSpec, run_id: str, aggregator: Any):
@@ -73,6 +87,8 @@ class DeviceWorker:
         self.runner: JobRunner | None = None
         self.attempt = 1
         self.ctx: DeviceContext | None = None
+        # records and progress go out coalesced (one Ray call per job for short jobs), in order
+        self.outbox = Outbox(self._send)
 
     def ping(self) -> int:
         return os.getpid()
@@ -103,10 +119,13 @@ class DeviceWorker:
     def _emit(self, table: str, rows: list[dict[str, Any]]) -> None:
         if "attempt" in SCHEMAS[table].names:
             rows = [{**row, "attempt": self.attempt} for row in rows]
-        self.aggregator.append.remote(table, rows)
+        self.outbox.add(table, rows)
 
     def _progress(self, info: dict[str, Any]) -> None:
-        self.aggregator.report.remote(self.device.id, info)
+        self.outbox.progress(info)
+
+    def _send(self, batches: list[tuple[str, list[dict[str, Any]]]], progress: dict[str, Any] | None) -> None:
+        self.aggregator.append_many.remote(batches, self.device.id, progress)
 
     def run_job(self, job: JobSpec, attempt: int = 1) -> dict[str, Any]:
         assert self.runner is not None, "open() first"
@@ -130,11 +149,13 @@ class DeviceWorker:
         assert self.runner is not None
         row = {**self.runner._common(job), "attempt": self.attempt, "status": "failed", "error_class": error_class,
                "error": message, "template": self.exp.tuner.template, "strategy": self.exp.tuner.strategy}
+        self.outbox.flush()  # the attempt's records first, then its jobs row
         ray.get(self.aggregator.append.remote("jobs", [row]))
         return row
 
     def close(self) -> None:
-        """Close the driver; returns once every record this worker sent is on disk."""
+        """Close the driver; returns once every record this worker made is on disk."""
+        self.outbox.flush()
         ray.get(self.aggregator.flush.remote())
         if self.driver is not None:
             driver, self.driver, self.runner = self.driver, None, None

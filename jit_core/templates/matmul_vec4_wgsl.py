@@ -180,7 +180,8 @@ class MatmulVec4WGSL:
             Param("SK", (1, 2, 4, SPLIT_K_MAX)),
         )
 
-    def canonicalize(self, config: Config) -> Config:
+    @staticmethod
+    def canonicalize(config: Config) -> Config:
         """KS is only read by SH=0 and PF only by SH=1: pin the unused one to 0."""
         if config["SH"] and config["KS"]:
             return config.replace(KS=0)

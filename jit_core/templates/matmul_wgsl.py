@@ -65,64 +65,78 @@ class MatmulWGSL:
         )
 
     def rules(self, op: MatMul, caps: DeviceCaps) -> tuple[Rule, ...]:
+        """The lite space's rules. Each rule's ``key`` is every value its predicate reads besides
+        the config (Space.build memoises the verdicts of keyed rules across ops and devices)."""
         def threads(c: Config) -> tuple[int, int]:
             return c["BN"] // c["TN"], c["BM"] // c["TM"]
 
         max_x, max_y, _ = caps.max_workgroup_size
+        max_inv, max_storage, regs = caps.max_invocations, caps.max_workgroup_storage, caps.regs_per_thread
+        is_cpu = caps.is_cpu
+        bm_max, bn_max = max(16, _next_pow2(op.M)), max(16, _next_pow2(op.N))
         max_wg = caps.max_workgroups_per_dimension
         operand_bytes = 4 * max(op.batch * op.M * op.K, op.batch * op.K * op.N, op.batch * op.M * op.N)
+        fits = operand_bytes <= caps.max_storage_buffer_binding_size
         return (
-            Rule("tm-le-bm", "nnJIT", lambda c: c["TM"] <= c["BM"], "micro-tile rows fit in the block tile"),
-            Rule("tn-le-bn", "nnJIT", lambda c: c["TN"] <= c["BN"], "micro-tile columns fit in the block tile"),
-            Rule("square-micro-tile", "nnJIT", lambda c: c["TM"] == c["TN"], "micro-tile is square (TM == TN)"),
+            Rule("tm-le-bm", "nnJIT", lambda c: c["TM"] <= c["BM"], "micro-tile rows fit in the block tile", key=()),
+            Rule("tn-le-bn", "nnJIT", lambda c: c["TN"] <= c["BN"], "micro-tile columns fit in the block tile", key=()),
+            Rule("square-micro-tile", "nnJIT", lambda c: c["TM"] == c["TN"], "micro-tile is square (TM == TN)", key=()),
             Rule(
                 "min-4-threads-per-axis",
                 "nnJIT",
                 lambda c: min(threads(c)) >= 4,
                 "at least 4 threads along each workgroup axis (BN/TN >= 4, BM/TM >= 4)",
+                key=(),
             ),
             Rule(
                 "max-256-threads",
                 "nnJIT",
                 lambda c: threads(c)[0] * threads(c)[1] <= NNJIT_MAX_THREADS,
                 f"at most {NNJIT_MAX_THREADS} threads per workgroup",
+                key=(),
             ),
             Rule(
                 "max-invocations",
                 "WebGPU",
-                lambda c: threads(c)[0] * threads(c)[1] <= caps.max_invocations,
-                f"threads per workgroup <= maxComputeInvocationsPerWorkgroup ({caps.max_invocations})",
+                lambda c: threads(c)[0] * threads(c)[1] <= max_inv,
+                f"threads per workgroup <= maxComputeInvocationsPerWorkgroup ({max_inv})",
+                key=max_inv,
             ),
             Rule(
                 "workgroup-size-dims",
                 "WebGPU",
                 lambda c: threads(c)[0] <= max_x and threads(c)[1] <= max_y,
                 f"workgroup x <= maxComputeWorkgroupSizeX ({max_x}), y <= maxComputeWorkgroupSizeY ({max_y})",
+                key=(max_x, max_y),
             ),
             Rule(
                 "workgroup-storage",
                 "WebGPU",
-                lambda c: c["SH"] == 0 or (c["BM"] + c["BN"]) * c["BK"] * 4 <= caps.max_workgroup_storage,
-                f"(BM*BK + BK*BN)*4 bytes <= maxComputeWorkgroupStorageSize ({caps.max_workgroup_storage}) when SH=1",
+                lambda c: c["SH"] == 0 or (c["BM"] + c["BN"]) * c["BK"] * 4 <= max_storage,
+                f"(BM*BK + BK*BN)*4 bytes <= maxComputeWorkgroupStorageSize ({max_storage}) when SH=1",
+                key=max_storage,
             ),
             Rule(
                 "registers-per-thread",
                 "nnJIT",
-                lambda c: c["TM"] + c["TN"] + c["TM"] * c["TN"] <= caps.regs_per_thread,
-                f"TM + TN + TM*TN registers <= regs_per_thread ({caps.regs_per_thread})",
+                lambda c: c["TM"] + c["TN"] + c["TM"] * c["TN"] <= regs,
+                f"TM + TN + TM*TN registers <= regs_per_thread ({regs})",
+                key=regs,
             ),
             Rule(
                 "unroll-k-by-device",
                 "ours",
-                lambda c: c["SH"] == 0 or c["UK"] == (0 if caps.is_cpu else 1),
+                lambda c: c["SH"] == 0 or c["UK"] == (0 if is_cpu else 1),
                 "SH=1 BK loop fully unrolled (UK=1) on GPUs, kept a loop on CPU adapters (measured: "
                 "unrolled 1.1-2.3x faster on an NVIDIA H200, 2-3x slower on llvmpipe)",
+                key=is_cpu,
             ),
             Rule(
                 "block-fits-problem",
                 "ours",
-                lambda c: c["BM"] <= max(16, _next_pow2(op.M)) and c["BN"] <= max(16, _next_pow2(op.N)),
+                lambda c: c["BM"] <= bm_max and c["BN"] <= bn_max,
                 "no block tile larger than the problem needs: BM <= max(16, next_pow2(M)), same for BN/N",
+                key=(bm_max, bn_max),
             ),
             Rule(
                 "dispatch-limit",
@@ -133,12 +147,13 @@ class MatmulWGSL:
             Rule(
                 "operands-fit-binding",
                 "WebGPU",
-                lambda c: operand_bytes <= caps.max_storage_buffer_binding_size,
+                lambda c: fits,
                 f"each operand fits maxStorageBufferBindingSize ({caps.max_storage_buffer_binding_size} bytes)",
             ),
         )
 
-    def canonicalize(self, config: Config) -> Config:
+    @staticmethod
+    def canonicalize(config: Config) -> Config:
         """SH=0 has no BK tile loop: pin BK and UK to their first values so the space has no
         duplicates."""
         if config["SH"] == 0 and (config["BK"], config["UK"]) != (8, 0):
@@ -367,5 +382,6 @@ def _tile_load(
 
 
 def _no_epilogue(op: MatMul, name: str) -> Rule:
-    return Rule("no-fused-epilogue", "ours", lambda c: not op.has_epilogue,
-                f"{name} has no fused bias/activation: ops with an epilogue use matmul-wgsl-vec4")
+    plain = not op.has_epilogue
+    return Rule("no-fused-epilogue", "ours", lambda c: plain,
+                f"{name} has no fused bias/activation: ops with an epilogue use matmul-wgsl-vec4", key=plain)

@@ -93,3 +93,15 @@ def test_a_file_of_another_format_is_ignored(tmp_path):
     path = tmp_path / "kernel-cache.json"
     path.write_text(json.dumps({"format": 1, "entries": {"x": {"config_key": "A=1"}}}))
     assert len(TuneCache(path)) == 0
+
+
+def test_a_file_rewritten_by_another_writer_is_read_again(tmp_path):
+    path = tmp_path / "kernel-cache.json"
+    a = TuneCache(path)
+    a.put(_tuned(MatMul(64, 64, 64), LLVMPIPE, [1.0] * 5), LLVMPIPE)
+    assert len(TuneCache(path)) == 1  # read back from what ``a`` wrote
+    TuneCache(path).put(_tuned(MatMul(32, 32, 32), NVIDIA, [1.0] * 5), NVIDIA)
+    a.put(_tuned(MatMul(16, 16, 16), LLVMPIPE, [1.0] * 5), LLVMPIPE)
+    fresh = TuneCache(path)
+    assert len(fresh) == 3 and fresh.get(MatMul(32, 32, 32), "matmul-wgsl", "2", NVIDIA.fingerprint()) is not None
+    assert json.loads(path.read_text())["format"] == 2
