@@ -61,14 +61,16 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--min-sample-ms", type=float, default=10.0)
     ap.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime Web baselines")
+    ap.add_argument("--timer", choices=("wall", "auto"), default="wall",
+                    help="the chain's timer: wall (as ORT-Web is timed) or auto (GPU timestamps where usable)")
     ap.add_argument("--json", default=None, help="write every timeline and measurement here")
     ap.add_argument("--summary", default=None, help="also write the table as Markdown here")
     args = ap.parse_args()
 
     device = find_device(ROOT / "device_configs", args.device, where="--device", key="--device")
     chain_measure = MeasureSpec(warmup=1, samples=args.samples, min_sample_ms=args.min_sample_ms, max_reps=64,
-                                timer="wall", timeout_ms=300000)
-    op_measure = MeasureSpec(warmup=1, samples=3, min_sample_ms=2.0, max_reps=64, timeout_ms=120000)
+                                timer=args.timer, timeout_ms=300000)
+    op_measure = MeasureSpec(warmup=2, samples=3, min_sample_ms=5.0, max_reps=256, timeout_ms=120000)
     scale = {k: v for k, v in (("hidden", args.hidden), ("heads", args.heads), ("ffn", args.ffn)) if v}
     load0 = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
@@ -110,6 +112,7 @@ def run_model(block, model: str, caps, driver, args, chain_measure: MeasureSpec,
     tl = jit_timeline(block, caps, driver, budget_s=args.budget_s, seed=seed, op_measure=op_measure,
                       chain_measure=chain_measure,
                       on_point=lambda p: print(f"  {p.t_s:7.1f} s  {p.block_ms:10.3f} ms  {p.event}", flush=True))
+    tl_last = tl.in_use()[-1].block_ms if tl.in_use() else None
     expected = run_block_reference(block, seed)[block.output]
     positions = list(block_positions(block))
     chain = render_chain(block, tl.plans)
@@ -142,7 +145,7 @@ def run_model(block, model: str, caps, driver, args, chain_measure: MeasureSpec,
         "layers": block.layers, "kernels": len(block.steps),
         "gflop": sum(s.op.flops() for s in block.steps if s.op.kind == "matmul") / 1e9,
         "default_ms": tl.points[0].block_ms if tl.points else None,
-        "tuned_ms": tl.points[-1].block_ms if tl.points else None,
+        "tuned_ms": tl_last,
         "final_ms": med.get("jit"), "n": {k: len(v) for k, v in samples.items()}, "median_ms": med,
         "rel_err": errors, "failures": failures, "timeline": tl.to_dict(),
     }

@@ -9,7 +9,7 @@ reference (``check_block``).
 ``jit_timeline`` is nnJIT's claim as a measurement: the block starts with each op's default config
 (the first of its space in prior order, what an engine would ship), then the ops are tuned one at a
 time (largest first, the budget split by FLOPs) and every improvement is swapped into the chain,
-which is timed again. Each point is (seconds since ``origin``, block latency), so a curve of model
+which is timed again and keeps it only if the block got faster. Each point is (seconds since ``origin``, block latency), so a curve of model
 latency against wall-clock time with tuning in the loop can be drawn.
 """
 
@@ -172,6 +172,7 @@ class TimelinePoint:
     ci_ms: tuple[float, float] | None
     event: str  # "default" or "tuned <op key>"
     ok: bool = True
+    kept: bool = True  # False: the block was not faster with this kernel, which was swapped out again
 
 
 @dataclass
@@ -182,9 +183,13 @@ class Timeline:
     plans: list[OpPlan] = field(default_factory=list)
     final: CandidateResult | None = None
 
+    def in_use(self) -> list[TimelinePoint]:
+        """The points whose kernels stayed in the block (the curve of block latency over time)."""
+        return [p for p in self.points if p.ok and p.kept]
+
     def latency_at(self, t_s: float) -> float | None:
-        """Block latency in use at ``t_s`` (the last point at or before it)."""
-        ok = [p for p in self.points if p.ok and p.t_s <= t_s]
+        """Block latency in use at ``t_s`` (the last kept point at or before it)."""
+        ok = [p for p in self.in_use() if p.t_s <= t_s]
         return ok[-1].block_ms if ok else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,24 +224,30 @@ def jit_timeline(block: Block, caps: DeviceCaps, runner: Runner, *, budget_s: fl
     """Default configs first, then each op tuned (largest FLOPs first; ``budget_s`` split by each
     op's share of the block's FLOPs, at least ``min_op_s``; the default config is timed first in
     the same tune) with the winner swapped into the chain, and the chain timed again, when it beats
-    the default by more than ``min_gain`` (smaller gains are noise at a few samples). Points are
-    stamped from ``origin`` (default: now)."""
+    the default by more than ``min_gain`` (smaller gains are noise at a few samples); the new kernel
+    stays only if the block itself got faster by more than ``min_gain`` (else the point is marked
+    ``kept=False`` and the previous kernel goes back). Points are stamped from ``origin`` (default:
+    now)."""
     t0 = clock() if origin is None else origin
     plans = default_plans(block, caps)
     tl = Timeline(plans=plans)
 
-    def point(event: str) -> None:
+    def point(event: str) -> TimelinePoint:
         res, check = time_chain(block, plans, runner, seed=seed, measure=chain_measure)
         p = TimelinePoint(clock() - t0, _median(res.samples_ms) if res.ok else float("nan"), res.ci_ms, event,
                           ok=res.ok and check.ok)
         if not p.ok:
             p.event += f" (failed: {res.error_class or 'wrong-result'}: {(res.error or check.message)[:200]})"
         tl.points.append(p)
-        tl.final = res
+        results[id(p)] = res
         if on_point is not None:
             on_point(p)
+        return p
 
-    point("default")
+    results: dict[int, CandidateResult] = {}
+
+    current = point("default")
+    tl.final = results[id(current)]
     steps_flops = {p.op: p.op.flops() * len(p.steps) for p in plans}
     total = sum(steps_flops.values()) or 1
     start = clock()
@@ -256,15 +267,25 @@ def jit_timeline(block: Block, caps: DeviceCaps, runner: Runner, *, budget_s: fl
             continue
         plan.tuned_ms = result.best.median_ms
         gain = plan.default_ms is None or (plan.tuned_ms or 0) < (1 - min_gain) * plan.default_ms
-        if result.best_config != plan.config and gain:
-            plan.config = result.best_config
-            point(f"tuned {plan.op.key()}")
+        if result.best_config == plan.config or not gain:
+            continue
+        # Swap it in, and keep it only if the block itself got faster: alone, a kernel may win by
+        # less than the noise of few samples, or lose in the chain (caches, launch overhead).
+        previous, plan.config = plan.config, result.best_config
+        p = point(f"tuned {plan.op.key()}")
+        if not p.ok or not current.ok or p.block_ms >= (1 - min_gain) * current.block_ms:
+            plan.config = previous
+            p.kept = False
+            p.event += " (block not faster: kept the previous kernel)"
+        else:
+            current = p
+            tl.final = results[id(p)]
     return tl
 
 
 def seconds_to_fraction(tl: Timeline, baseline_ms: float, fraction: float = 0.95) -> float | None:
     """First time the block's speedup over ``baseline_ms`` reached ``fraction`` of its final one."""
-    ok = [p for p in tl.points if p.ok]
+    ok = tl.in_use()
     if not ok or not baseline_ms:
         return None
     final = baseline_ms / ok[-1].block_ms

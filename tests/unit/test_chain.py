@@ -93,3 +93,5 @@ def test_seconds_to_95_percent_of_the_final_speedup_reads_the_timeline():
     assert tl.latency_at(6.0) == 60.0 and tl.latency_at(0.5) is None
     failed = dataclasses.replace(tl.points[-1], ok=False)
     assert Timeline(points=[*tl.points[:-1], failed]).latency_at(20.0) == 50.0
+    slower = dataclasses.replace(tl.points[-1], block_ms=70.0, kept=False)  # swapped out again
+    assert Timeline(points=[*tl.points[:-1], slower]).latency_at(20.0) == 50.0
