@@ -1,4 +1,6 @@
-"""An ONNX graph of a transformer block (``jit_core.blocks``), for ONNX Runtime Web baselines.
+"""An ONNX graph of a transformer block (``jit_core.blocks``), for ONNX Runtime Web baselines, and
+the ``runBaseline`` spec of a block for ORT-Web and TF.js (which gets the block graph as JSON and
+maps each step to TF.js ops in the page: ``farm/harness/static/baseline_tfjs_block.js``).
 
 The graph is built step by step from the block, so it is the same block: every step becomes the
 ONNX nodes of its op, weights are initializers holding exactly the buffer table's PRNG values
@@ -228,14 +230,16 @@ def block_model(block: Block, seed: int) -> bytes:
 
 def block_baseline_spec(name: str, block: Block, *, seed: int, measure: dict[str, Any], positions: list[int],
                         device: str = "shared") -> dict[str, Any]:
-    """The ``runBaseline`` spec (PROTOCOL.md) of an ORT baseline running ``block``: the model as
-    base64, one prng buffer per graph input (with its scale/shift) plus the output, ``dims`` giving
-    each input's shape, and the output ``positions`` to read back."""
+    """The ``runBaseline`` spec (PROTOCOL.md) of a baseline running ``block``: one prng buffer per
+    graph input (with its scale/shift) plus the output, ``dims`` giving each input's shape, and the
+    output ``positions`` to read back. An ORT baseline gets the ONNX model as base64 (``model``); a
+    TF.js one gets the block graph itself (``block``: steps and buffer table, with the weights'
+    ``seed``), which the page runs with TF.js ops."""
     from .catalog import CATALOG, DEVICE_SOURCES
 
+    if name not in CATALOG:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(CATALOG)}")
     b = CATALOG[name]
-    if b.library != "ort":
-        raise ValueError(f"baseline {name!r} cannot run a block: only ONNX Runtime Web baselines take a model graph")
     if device not in DEVICE_SOURCES:
         raise ValueError(f"device must be one of {DEVICE_SOURCES}, got {device!r}")
     buffers: list[dict[str, Any]] = []
@@ -246,14 +250,17 @@ def block_baseline_spec(name: str, block: Block, *, seed: int, measure: dict[str
     out = block.buffer(block.output)
     buffers.append({"name": out.name, "binding": len(buffers), "size": out.size, "access": "read_write",
                     "init": "zero", "seed": seed, "stream": 0, "dtype": "f32", "output": True})
-    model = block_model(block, seed)
-    return {
-        "library": "ort", "backend": b.backend, "graph": "block",
+    spec: dict[str, Any] = {
+        "library": b.library, "backend": b.backend, "graph": "block",
         "op": {"kind": "block", "model": block.model, "phase": block.phase, "seq": block.seq, "past": block.past,
                "layers": block.layers},
         "buffers": buffers, "dims": {n: list(block.buffer(n).shape) for n in graph_inputs(block)},
         "measure": dict(measure), "check": {"positions": list(positions)},
         "device": device if b.gpu else "own",
-        "model": {"format": "onnx", "graph": "block", "opset": str(OPSET),
-                  "base64": base64.b64encode(model).decode("ascii")},
     }
+    if b.library == "ort":
+        spec["model"] = {"format": "onnx", "graph": "block", "opset": str(OPSET),
+                         "base64": base64.b64encode(block_model(block, seed)).decode("ascii")}
+    else:
+        spec["block"] = {**block.to_dict(), "seed": seed}
+    return spec

@@ -1,5 +1,6 @@
 """ONNX Runtime Web runs a transformer block graph (farm/baselines/onnx_blocks.py) on its webgpu
-and wasm EPs in real headless Chromium (SwiftShader WebGPU), and its output matches the numpy
+and wasm EPs, and TF.js runs the block graph itself (its steps mapped to TF.js ops) on its webgpu
+and wasm backends, in real headless Chromium (SwiftShader WebGPU); their outputs match the numpy
 reference of the same block graph."""
 
 from __future__ import annotations
@@ -49,3 +50,15 @@ def test_ort_web_runs_the_block_graph_and_matches_the_numpy_reference(driver, mo
     assert r["ok"], r["error"]
     assert r["backendUsed"] == baseline.split("-")[1] and len(r["samplesMs"]) == 2
     np.testing.assert_allclose(r["values"], expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("baseline", ["tfjs-webgpu", "tfjs-wasm"])
+def test_tfjs_runs_the_block_graph_with_its_ops_and_matches_the_numpy_reference(driver, baseline):
+    for model, phase, layers in CASES:  # one page warm-up per backend, three blocks
+        block = stack_blocks(build_block(scaled(model, **TINY), 8, phase), layers)
+        expected = run_block_reference(block, SEED)[block.output]
+        r = driver.run_baseline(block_baseline_spec(baseline, block, seed=SEED, measure=MEASURE.to_json(),
+                                                    positions=list(range(len(expected)))))
+        assert r["ok"], f"{model} {phase}: {r['errorClass']}: {r['error']}"
+        assert r["library"] == "tfjs" and r["backendUsed"] == baseline.split("-")[1] and len(r["samplesMs"]) == 2
+        np.testing.assert_allclose(r["values"], expected, rtol=1e-3, atol=1e-4, err_msg=f"{model} {phase}")

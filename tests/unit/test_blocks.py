@@ -3,6 +3,8 @@ layer, stacks, and the ONNX graph of the same block run by onnxruntime."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -159,5 +161,15 @@ def test_block_baseline_spec_feeds_the_graph_inputs_from_the_buffer_table():
     spec = block_baseline_spec("ort-wasm", block, seed=SEED, measure={}, positions=[0, 5])
     assert [b["name"] for b in spec["buffers"]] == ["x", "k_cache", "v_cache", "out"]
     assert spec["dims"]["k_cache"] == [4, 8, 7] and spec["buffers"][0]["stream"] == block.buffer("x").stream
-    with pytest.raises(ValueError, match="only ONNX Runtime Web"):
-        block_baseline_spec("tfjs-wasm", block, seed=SEED, measure={}, positions=[0])
+    with pytest.raises(ValueError, match="unknown baseline"):
+        block_baseline_spec("tvm-wasm", block, seed=SEED, measure={}, positions=[0])
+
+
+def test_a_tfjs_block_spec_carries_the_block_graph_in_the_same_spec_shape():
+    block = build_block(scaled("llama-2-7b", **TINY), 6, "decode")
+    ort_spec = block_baseline_spec("ort-wasm", block, seed=SEED, measure={}, positions=[0, 5])
+    spec = block_baseline_spec("tfjs-webgpu", block, seed=SEED, measure={}, positions=[0, 5])
+    assert set(spec) - {"block"} == set(ort_spec) - {"model"} and "model" not in spec
+    assert spec["library"] == "tfjs" and spec["graph"] == "block" and spec["buffers"] == ort_spec["buffers"]
+    assert spec["block"]["seed"] == SEED and len(spec["block"]["steps"]) == len(block.steps)
+    assert json.loads(json.dumps(spec["block"]))["buffers"][0]["name"] == block.buffers[0].name

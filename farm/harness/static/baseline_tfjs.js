@@ -1,5 +1,6 @@
 // TF.js 4.x as a baseline: webgpu, webgl, wasm (SIMD, threads when isolated), cpu.
 import { BaselineError, NM, SETUP_HINT, errorText, loadScript, prngInputs } from './baseline_common.js';
+import { buildTfjsBlock } from './baseline_tfjs_block.js';
 
 const SCRIPTS = {
   core: `${NM}/@tensorflow/tfjs/dist/tf.min.js`,
@@ -67,8 +68,9 @@ export async function setupTfjs(spec, out, host) {
     throw new BaselineError('harness', `tfjs backend ${backend} is not supported (${BACKENDS.join(', ')})`);
   }
   const op = spec.op || {};
-  if ((op.kind ?? 'matmul') !== 'matmul' || (spec.graph ?? 'matmul') !== 'matmul') {
-    throw new BaselineError('harness', `tfjs baseline: op ${op.kind}/${spec.graph} is not supported (matmul)`);
+  const graph = spec.graph ?? 'matmul';
+  if (!((op.kind ?? 'matmul') === 'matmul' && graph === 'matmul') && !(op.kind === 'block' && graph === 'block')) {
+    throw new BaselineError('harness', `tfjs baseline: op ${op.kind}/${spec.graph} is not supported (matmul, block)`);
   }
   const tf = await loadTfjs(backend);
   out.libraryVersion = (tf.version && (tf.version.tfjs || tf.version['tfjs-core'])) || null;
@@ -107,25 +109,28 @@ export async function setupTfjs(spec, out, host) {
   if (backend === 'cpu') out.threads = 1;
 
   const inputs = prngInputs(spec);
+  if (graph === 'block') {
+    const b = buildTfjsBlock(tf, spec, inputs);
+    return timedOp(tf, backend, b.fn, b.dispose);
+  }
   const { M, N, K } = op;
   const nb = op.batch ?? 1;
   const a = tf.tensor(inputs.A, nb > 1 ? [nb, M, K] : [M, K], 'float32');
   const b = tf.tensor(inputs.B, nb > 1 ? [nb, K, N] : [K, N], 'float32');
-  // GPU time of one call from TF.js's own timestamp queries, where its device has them.
+  return timedOp(tf, backend, () => tf.matMul(a, b), () => { a.dispose(); b.dispose(); });
+}
+
+// The op measureOp times: `fn()` returns the output tensor; GPU time of one call from TF.js's own
+// timestamp queries, where its device has them.
+function timedOp(tf, backend, fn, dispose) {
   const gpuTime = backend === 'webgpu' && tf.backend().supportTimestampQuery
     ? async () => {
       let r = null;
-      const info = await tf.time(() => { r = tf.matMul(a, b); });
+      const info = await tf.time(() => { r = fn(); });
       await r.data();
       r.dispose();
       return typeof info.kernelMs === 'number' ? info.kernelMs : null;
     }
     : null;
-  return {
-    gpuTime,
-    run: () => tf.matMul(a, b),
-    read: (t) => t.data(),
-    release: (t) => t.dispose(),
-    dispose: () => { a.dispose(); b.dispose(); },
-  };
+  return { gpuTime, run: fn, read: (t) => t.data(), release: (t) => t.dispose(), dispose };
 }
