@@ -1,5 +1,5 @@
 """Transformer blocks end to end on one device: our kernels as one chain, tuned just in time, against
-ONNX Runtime Web running the same block (same weights, same inputs), in one page.
+ONNX Runtime Web and TF.js running the same block (same weights, same inputs), in one page.
 
     python bench/models.py --device local-chromium-lavapipe --models gpt2 bart-base --seq 32
     python bench/models.py --device local-chromium-swiftshader --models llama-2-7b --hidden 512 --heads 8 --ffn 1376
@@ -8,7 +8,8 @@ For each model (and phase): the JIT timeline (``jit_core.chain.jit_timeline``: t
 op's default config, then each op tuned in turn, largest first, within ``--budget-s`` seconds of
 tuning, each improvement swapped into the chain and the block timed again; t = 0 when the model's
 timeline starts in the already loaded page), then ``--rounds`` interleaved rounds timing the final
-chain and each ORT-Web EP (webgpu, wasm) with the same wall-clock timer layer. Every output is
+chain, each ORT-Web EP (webgpu, wasm) and TF.js webgpu (the block graph mapped to TF.js ops) with the
+same wall-clock timer layer. Every output is
 checked against the block's numpy reference. Prints the block latency at t = 0 (default configs)
 and after the budget (timeline), the interleaved medians of the final chain and of ORT, the speedups
 of the final chain (tuned for ``--budget-s``, 30 s by default) and the seconds until the timeline
@@ -41,7 +42,7 @@ from jit_core.chain import block_batch, block_positions, check_block, jit_timeli
 from jit_core.models import MODELS, get_model, scaled  # noqa: E402
 from jit_core.protocol import MeasureSpec  # noqa: E402
 
-ORT = ("ort-webgpu", "ort-wasm")
+ORT = ("ort-webgpu", "ort-wasm", "tfjs-webgpu")  # the block baselines (TF.js runs the block graph with its ops)
 
 
 def main() -> int:
@@ -60,7 +61,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--min-sample-ms", type=float, default=10.0)
-    ap.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime Web baselines")
+    ap.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime Web and TF.js baselines")
     ap.add_argument("--timer", choices=("wall", "auto"), default="wall",
                     help="the chain's timer: wall (as ORT-Web is timed) or auto (GPU timestamps where usable)")
     ap.add_argument("--json", default=None, help="write every timeline and measurement here")
@@ -166,17 +167,17 @@ def render(rows: list[dict[str, Any]], args, device_id: str, caps, versions: dic
     cmd = "python bench/models.py " + " ".join(sys.argv[1:])
     at = f"{args.budget_s:g} s"
     head = (f"| block | kernels | matmul GFLOP | t=0 ms | t={at} ms | final ms (n) | ORT webgpu ms (n) "
-            f"| ORT wasm ms (n) | speedup vs webgpu | vs wasm | s to 95% (webgpu, wasm) | max rel err | failures |")
+            f"| ORT wasm ms (n) | TF.js webgpu ms (n) | speedup vs ORT webgpu | vs ORT wasm | vs TF.js webgpu "
+            f"| s to 95% (ORT webgpu, ORT wasm, TF.js webgpu) | max rel err | failures |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         med, n = r["median_ms"], r["n"]
         cells = [
             r["label"], str(r["kernels"]), _f(r["gflop"], ".3f"), _f(r["default_ms"]), _f(r["tuned_ms"]),
             f"{_f(med.get('jit'))} ({n.get('jit', 0)})",
-            f"{_f(med.get('ort-webgpu'))} ({n.get('ort-webgpu', 0)})", f"{_f(med.get('ort-wasm'))} ({n.get('ort-wasm', 0)})",
-            _f(r.get("speedup_ort-webgpu"), ".2f") + "x" if r.get("speedup_ort-webgpu") else "-",
-            _f(r.get("speedup_ort-wasm"), ".2f") + "x" if r.get("speedup_ort-wasm") else "-",
-            f"{_f(r.get('t95_ort-webgpu'), '.1f')}, {_f(r.get('t95_ort-wasm'), '.1f')}",
+            *(f"{_f(med.get(k))} ({n.get(k, 0)})" for k in ORT),
+            *(_f(r.get(f"speedup_{k}"), ".2f") + "x" if r.get(f"speedup_{k}") else "-" for k in ORT),
+            ", ".join(_f(r.get(f"t95_{k}"), ".1f") for k in ORT),
             ", ".join(f"{k} {v:.1e}" for k, v in r["rel_err"].items()),
             " ".join("; ".join(f"{k}: {v}" for k, v in r["failures"].items()).replace("|", "/").split()) or "-",
         ]
@@ -184,7 +185,7 @@ def render(rows: list[dict[str, Any]], args, device_id: str, caps, versions: dic
     return (f"# bench/models.py on {device_id} ({caps.vendor} {caps.architecture or caps.device})\n\n"
             f"Command: `{cmd}`\n\n"
             f"Tuning budget {args.budget_s:g} s per block; {args.rounds} interleaved rounds of {args.samples} wall-clock "
-            f"samples (each >= {args.min_sample_ms:g} ms, sync by readback) for the final chain and each ORT-Web EP "
+            f"samples (each >= {args.min_sample_ms:g} ms, sync by readback) for the final chain, each ORT-Web EP and TF.js webgpu "
             f"(speedups: their medians over the final chain's); t=0 and t={at}: the timeline's block latency with "
             "the default configs and after tuning (single measurements, not interleaved). "
             "Errors: max |result - numpy reference| / RMS of the reference, at the checked output positions "
