@@ -1,4 +1,5 @@
-"""Shared fixtures: one native WebGPU device on lavapipe for the whole test session."""
+"""Shared fixtures: one native WebGPU device on lavapipe for the whole test session, and a
+headless Chromium harness page per test module."""
 
 from __future__ import annotations
 
@@ -49,3 +50,28 @@ def lavapipe_caps(lavapipe_driver):
     from jit_core.caps import DeviceCaps
 
     return DeviceCaps.from_probe(lavapipe_driver.probe())
+
+
+CHROMIUM_FLAGS = ("--enable-unsafe-webgpu", "--enable-webgpu-developer-features", "--enable-features=SharedArrayBuffer")
+
+
+@pytest.fixture(scope="module")
+def swiftshader_page():
+    """A PlaywrightDriver on headless Chromium (WebGPU on SwiftShader) and its loopback harness
+    server, opened once per test module; skips when the README's setup has not installed Chromium."""
+    from pathlib import Path
+
+    from farm.drivers.base import BrowserOptions
+    from farm.drivers.playwright_driver import PlaywrightDriver
+    from farm.harness.server import HarnessServer
+
+    chromium = BrowserOptions().executable_path
+    if not (chromium and Path(chromium).is_file()):
+        pytest.skip(f"no Chromium at {chromium}: run the README's setup command")
+    with HarnessServer() as server:
+        drv = PlaywrightDriver(BrowserOptions(args=CHROMIUM_FLAGS, call_timeout_s=180), server=server)
+        drv.open()
+        try:
+            yield drv
+        finally:
+            drv.close()

@@ -19,7 +19,7 @@ from ..caps import DeviceCaps
 from ..ops import Norm
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
-from .wgsl_common import cdiv, f32, grid, limit_rules, linear_id, row_rules, tree_reduce, vec_type
+from .wgsl_common import cdiv, check_row_config, f32, grid, limit_rules, linear_id, row_rules, tree_reduce, vec_type
 
 
 class NormWGSL:
@@ -73,15 +73,7 @@ class NormWGSL:
 
 
 def _check(op: Norm, config: Config) -> tuple[int, int, int, int]:
-    try:
-        tpr, rpw, v, wf = (config[n] for n in ("TPR", "RPW", "V", "WF"))
-    except KeyError as e:
-        raise ValueError(f"norm config misses parameter {e}") from None
-    if tpr < 1 or tpr & (tpr - 1) or rpw < 1 or v not in (0, 1) or wf not in (0, 1):
-        raise ValueError(f"bad norm config {config.key()} (TPR a power of 2, RPW >= 1, V and WF 0 or 1)")
-    if v and op.cols % 4:
-        raise ValueError(f"V=1 needs cols % 4 == 0, got cols={op.cols}")
-    return tpr, rpw, v, wf
+    return check_row_config("norm", op.cols, config, "WF")
 
 
 def render_wgsl(op: Norm, config: Config, *, header: str = "norm-wgsl") -> str:

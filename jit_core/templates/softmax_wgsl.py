@@ -20,7 +20,7 @@ from ..caps import DeviceCaps
 from ..ops import Softmax
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
-from .wgsl_common import NEG, cdiv, f32, grid, limit_rules, linear_id, row_rules, tree_reduce, vec_type
+from .wgsl_common import NEG, cdiv, check_row_config, f32, grid, limit_rules, linear_id, row_rules, tree_reduce, vec_type
 
 
 class SoftmaxWGSL:
@@ -77,15 +77,7 @@ class SoftmaxWGSL:
 
 
 def _check(op: Softmax, config: Config) -> tuple[int, int, int, int]:
-    try:
-        tpr, rpw, v, on = (config[n] for n in ("TPR", "RPW", "V", "ON"))
-    except KeyError as e:
-        raise ValueError(f"softmax config misses parameter {e}") from None
-    if tpr < 1 or tpr & (tpr - 1) or rpw < 1 or v not in (0, 1) or on not in (0, 1):
-        raise ValueError(f"bad softmax config {config.key()} (TPR a power of 2, RPW >= 1, V and ON 0 or 1)")
-    if v and op.cols % 4:
-        raise ValueError(f"V=1 needs cols % 4 == 0, got cols={op.cols}")
-    return tpr, rpw, v, on
+    return check_row_config("softmax", op.cols, config, "ON")
 
 
 def render_wgsl(op: Softmax, config: Config, *, header: str = "softmax-wgsl") -> str:

@@ -81,6 +81,20 @@ def tree_reduce(tpr: int, arrays: Sequence[str], combine: Callable[[str, str], l
     return lines
 
 
+def check_row_config(kind: str, cols: int, config: Config, flag: str) -> tuple[int, int, int, int]:
+    """(TPR, RPW, V, flag) of a row-wise kernel's config, validated: TPR a power of 2, RPW >= 1,
+    V and the kernel's own 0/1 ``flag`` parameter, V=1 only when cols % 4 == 0."""
+    try:
+        tpr, rpw, v, f = (config[n] for n in ("TPR", "RPW", "V", flag))
+    except KeyError as e:
+        raise ValueError(f"{kind} config misses parameter {e}") from None
+    if tpr < 1 or tpr & (tpr - 1) or rpw < 1 or v not in (0, 1) or f not in (0, 1):
+        raise ValueError(f"bad {kind} config {config.key()} (TPR a power of 2, RPW >= 1, V and {flag} 0 or 1)")
+    if v and cols % 4:
+        raise ValueError(f"V=1 needs cols % 4 == 0, got cols={cols}")
+    return tpr, rpw, v, f
+
+
 def row_rules(rows_total: int, cols: int, tpr_values: Sequence[int], rpw_values: Sequence[int]) -> tuple[Rule, ...]:
     """Pruning of the row-wise kernels' grid: TPR threads per row, RPW rows per workgroup, V=1
     reading vec4s (needs cols % 4 == 0)."""

@@ -3,15 +3,10 @@ checked against numpy and against ONNX Runtime Web running the same block in the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from farm.baselines.onnx_blocks import block_baseline_spec
-from farm.drivers.base import BrowserOptions
-from farm.drivers.playwright_driver import PlaywrightDriver
-from farm.harness.server import HarnessServer
 from jit_core.blocks import build_block
 from jit_core.caps import DeviceCaps
 from jit_core.chain import block_batch, block_positions, check_block, default_plans, render_chain
@@ -20,23 +15,13 @@ from jit_core.protocol import MeasureSpec
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = BrowserOptions().executable_path
-FLAGS = ("--enable-unsafe-webgpu", "--enable-webgpu-developer-features", "--enable-features=SharedArrayBuffer")
 TINY = dict(hidden=64, heads=4, head_dim=16, ffn=96)
 FAST = MeasureSpec(warmup=0, samples=2, min_sample_ms=1.0, max_reps=4, timer="wall", timeout_ms=60000)
 
 
 @pytest.fixture(scope="module")
-def driver():
-    if not (CHROMIUM and Path(CHROMIUM).is_file()):
-        pytest.skip(f"no Chromium at {CHROMIUM}: run the README's setup command")
-    with HarnessServer() as srv:
-        drv = PlaywrightDriver(BrowserOptions(args=FLAGS, call_timeout_s=180), server=srv)
-        drv.open()
-        try:
-            yield drv
-        finally:
-            drv.close()
+def driver(swiftshader_page):
+    return swiftshader_page
 
 
 @pytest.mark.parametrize("model,phase", [("gpt2", "prefill"), ("llama-2-7b", "decode")])

@@ -3,20 +3,13 @@ PRNG buffers, on native lavapipe and in headless Chromium (SwiftShader): the sam
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from farm.drivers.base import BrowserOptions
-from farm.drivers.playwright_driver import PlaywrightDriver
-from farm.harness.server import HarnessServer
 from jit_core.ops import MatMul
 from jit_core.protocol import Batch, BufferSpec, Candidate, Dispatch, KernelSource, MeasureSpec, make_batch
 from jit_core.reference import check_outputs, check_positions, prng_buffer
 
-CHROMIUM = BrowserOptions().executable_path
-FLAGS = ("--enable-unsafe-webgpu", "--enable-webgpu-developer-features", "--enable-features=SharedArrayBuffer")
 FAST = MeasureSpec(warmup=1, samples=3, min_sample_ms=1.0, max_reps=16, timeout_ms=30000)
 OP = MatMul(M=19, N=13, K=37)
 SEED = 3
@@ -72,26 +65,13 @@ def split_k_kernel(op: MatMul, splits: int) -> KernelSource:
     )
 
 
-@pytest.fixture(scope="module")
-def chromium_driver():
-    if not (CHROMIUM and Path(CHROMIUM).is_file()):
-        pytest.skip(f"no Chromium at {CHROMIUM}: run the README's setup command")
-    with HarnessServer() as srv:
-        drv = PlaywrightDriver(BrowserOptions(args=FLAGS, call_timeout_s=120), server=srv)
-        drv.open()
-        try:
-            yield drv
-        finally:
-            drv.close()
-
-
 @pytest.fixture(params=["native", "chromium"])
 def driver(request):
     if request.param == "native":
         request.applymarker(pytest.mark.native)
         return request.getfixturevalue("lavapipe_driver")
     request.applymarker(pytest.mark.browser)
-    return request.getfixturevalue("chromium_driver")
+    return request.getfixturevalue("swiftshader_page")
 
 
 def test_split_k_chain_of_two_dispatches_with_a_scratch_buffer_is_one_correct_run(driver):

@@ -4,35 +4,19 @@ scalar kernel where both exist) compile under Tint and are correct at every outp
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from farm.drivers.base import BrowserOptions
-from farm.drivers.playwright_driver import PlaywrightDriver
-from farm.harness.server import HarnessServer
 from jit_core.caps import DeviceCaps
 from jit_core.ops import Eltwise, Heads, Norm, Softmax
 from jit_core.templates import DEFAULT_TEMPLATES, get_template
 from tests.template_checks import assert_all_correct
 
-CHROMIUM = BrowserOptions().executable_path
-FLAGS = ("--enable-unsafe-webgpu", "--enable-webgpu-developer-features", "--enable-features=SharedArrayBuffer")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM and Path(CHROMIUM).is_file()), reason=f"no Chromium at {CHROMIUM}: run the README's setup command"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def driver():
-    with HarnessServer() as server:
-        drv = PlaywrightDriver(BrowserOptions(args=FLAGS, call_timeout_s=120), server=server)
-        drv.open()
-        try:
-            yield drv
-        finally:
-            drv.close()
+def driver(swiftshader_page):
+    return swiftshader_page
 
 
 @pytest.mark.parametrize(
