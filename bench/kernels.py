@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed runs per candidate; raise it on GPUs that clock down when idle")
+    p.add_argument("--warmup-ms", type=float, default=0.0,
+                   help="then untimed runs for this long before each candidate is timed (GPU clocks)")
     p.add_argument("--min-sample-ms", type=float, default=5.0)
     p.add_argument("--max-threads", type=int, default=None,
                    help="lift nnJIT's 256-thread cap of matmul-wgsl-vec4 to this (up to the adapter's limit)")
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "device_configs": {device.id: device.to_dict()},
                                 "versions": package_versions(), "git": git_state(), "bench": vars(args)}
     store.write_manifest(manifest)
-    measure = MeasureSpec(warmup=args.warmup, samples=args.samples, min_sample_ms=args.min_sample_ms, max_reps=256,
+    measure = MeasureSpec(warmup=args.warmup, warmup_ms=args.warmup_ms, samples=args.samples, min_sample_ms=args.min_sample_ms, max_reps=256,
                           timeout_ms=60000)
     lines: list[str] = []
     t_run = time.perf_counter()

@@ -61,6 +61,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--min-sample-ms", type=float, default=10.0)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs of the chain before it is timed")
+    ap.add_argument("--warmup-ms", type=float, default=200.0,
+                    help="then untimed runs for this long, for every chain, op and baseline timed (GPU clocks)")
     ap.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime Web and TF.js baselines")
     ap.add_argument("--timer", choices=("wall", "auto"), default="wall",
                     help="the chain's timer: wall (as ORT-Web is timed) or auto (GPU timestamps where usable)")
@@ -69,9 +72,10 @@ def main() -> int:
     args = ap.parse_args()
 
     device = find_device(ROOT / "device_configs", args.device, where="--device", key="--device")
-    chain_measure = MeasureSpec(warmup=1, samples=args.samples, min_sample_ms=args.min_sample_ms, max_reps=64,
+    chain_measure = MeasureSpec(warmup=args.warmup, warmup_ms=args.warmup_ms, samples=args.samples, min_sample_ms=args.min_sample_ms, max_reps=64,
                                 timer=args.timer, timeout_ms=300000)
-    op_measure = MeasureSpec(warmup=2, samples=3, min_sample_ms=5.0, max_reps=256, timeout_ms=120000)
+    op_measure = MeasureSpec(warmup=2, warmup_ms=args.warmup_ms, samples=3, min_sample_ms=5.0, max_reps=256,
+                             timeout_ms=120000)
     scale = {k: v for k, v in (("hidden", args.hidden), ("heads", args.heads), ("ffn", args.ffn)) if v}
     load0 = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
@@ -184,7 +188,8 @@ def render(rows: list[dict[str, Any]], args, device_id: str, caps, versions: dic
         lines.append("| " + " | ".join(cells) + " |")
     return (f"# bench/models.py on {device_id} ({caps.vendor} {caps.architecture or caps.device})\n\n"
             f"Command: `{cmd}`\n\n"
-            f"Tuning budget {args.budget_s:g} s per block; {args.rounds} interleaved rounds of {args.samples} wall-clock "
+            f"Tuning budget {args.budget_s:g} s per block; every timing after {args.warmup_ms:g} ms of untimed runs; "
+            f"{args.rounds} interleaved rounds of {args.samples} wall-clock "
             f"samples (each >= {args.min_sample_ms:g} ms, sync by readback) for the final chain, each ORT-Web EP and TF.js webgpu "
             f"(speedups: their medians over the final chain's); t=0 and t={at}: the timeline's block latency with "
             "the default configs and after tuning (single measurements, not interleaved). "

@@ -52,6 +52,26 @@ def median_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float] |
     return s[j], s[n - 1 - j]
 
 
+def warm_up(run_reps: Callable[[int], None], measure: MeasureSpec, check: Callable[[], None] | None = None) -> None:
+    """``measure.warmup`` single runs, then runs until ``measure.warmup_ms`` of wall time have
+    passed, doubling the runs per round trip while one takes under 5 ms. ``run_reps(k)`` runs the
+    candidate k times and waits for the device (the same as ``warmUp`` in static/timing.js)."""
+    for _ in range(measure.warmup):
+        run_reps(1)
+        if check is not None:
+            check()
+    if measure.warmup_ms <= 0:
+        return
+    t0, reps = time.perf_counter(), 1
+    while (time.perf_counter() - t0) * 1e3 < measure.warmup_ms:
+        t = time.perf_counter()
+        run_reps(reps)
+        if (time.perf_counter() - t) * 1e3 < 5.0:
+            reps = min(2 * reps, 1 << 16)
+        if check is not None:
+            check()
+
+
 def min_sample_span_ms(measure: MeasureSpec, resolution_ms: float | None) -> float:
     """The shortest a sample may be: ``min_sample_ms`` and ``min_ticks`` timer ticks."""
     return max(measure.min_sample_ms, measure.min_ticks * (resolution_ms or 0.0))

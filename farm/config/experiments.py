@@ -241,6 +241,7 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
             target_ci_rel=m.positive("target_ci_rel", float, None),
             max_samples=m.positive("max_samples", int, 50),
             max_time_ms=m.positive("max_time_ms", float, 10000.0),
+            warmup_ms=m.get("warmup_ms", (int, float), 0.0),
         )
     except ValueError as exc:
         raise ConfigError(file, "measure", str(exc), "fix the measure section") from None

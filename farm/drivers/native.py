@@ -16,7 +16,7 @@ import numpy as np
 
 from jit_core.protocol import Batch, BufferSpec, Candidate, CandidateResult, MeasureSpec
 from jit_core.reference import prng_buffer
-from jit_core.timing import min_sample_span_ms, sample_spanning
+from jit_core.timing import min_sample_span_ms, sample_spanning, warm_up
 
 from .base import DeviceDriver, DriverError, NativeOptions
 
@@ -515,9 +515,8 @@ class NativeDriver(DeviceDriver):
                 self._device.queue.submit([enc.finish()])
             res.first_run_ms = self._wall_sample(program, gpu, 1)
             check_time("first run")
-            for _ in range(m.warmup):
-                self._submit(program, gpu, 1)
-            self._sync(gpu)
+            warm_up(lambda k: (self._submit(program, gpu, k), self._sync(gpu)), m,
+                    check=lambda: check_time("warmup"))
             check_time("warmup")
             t = self._wall_sample(program, gpu, 1)
             use_ts = m.timer == "auto" and gpu.query_set is not None and self._timestamp_usable

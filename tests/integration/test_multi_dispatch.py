@@ -10,7 +10,7 @@ from jit_core.ops import MatMul
 from jit_core.protocol import Batch, BufferSpec, Candidate, Dispatch, KernelSource, MeasureSpec, make_batch
 from jit_core.reference import check_outputs, check_positions, prng_buffer
 
-FAST = MeasureSpec(warmup=1, samples=3, min_sample_ms=1.0, max_reps=16, timeout_ms=30000)
+FAST = MeasureSpec(warmup=1, samples=3, min_sample_ms=1.0, max_reps=16, timeout_ms=30000, warmup_ms=20.0)
 OP = MatMul(M=19, N=13, K=37)
 SEED = 3
 SPLITS = 3

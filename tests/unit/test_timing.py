@@ -83,3 +83,17 @@ def test_samples_that_fall_short_after_a_slow_calibration_are_taken_again_with_m
 def test_samples_capped_by_max_reps_stay_short_and_say_so():
     got = sample_spanning(0.01, 4.0, 8, 0.001, lambda reps: 0.01, MeasureSpec(samples=3), refine=True)
     assert got.reps == 8 and got.short
+
+
+def test_warm_up_runs_the_count_then_doubles_runs_until_the_time_has_passed():
+    from jit_core.protocol import MeasureSpec
+    from jit_core.timing import warm_up
+
+    calls: list[int] = []
+    warm_up(calls.append, MeasureSpec(warmup=3, warmup_ms=30.0))
+    assert calls[:3] == [1, 1, 1]
+    rest = calls[3:]
+    assert rest and rest[0] == 1 and all(b in (a, 2 * a) for a, b in zip(rest, rest[1:]))
+    none: list[int] = []
+    warm_up(none.append, MeasureSpec(warmup=0))
+    assert none == []

@@ -4,7 +4,7 @@
 // ('fallback'), never a slow one. See PROTOCOL.md, "runBaseline".
 import { BaselineError, errorText } from './baseline_common.js';
 import {
-  measureWallResolution, minSampleSpanMs, now, sampleSpanning,
+  measureWallResolution, minSampleSpanMs, now, sampleSpanning, warmUp,
 } from './timing.js';
 import { setupTfjs } from './baseline_tfjs.js';
 import { setupOrt } from './baseline_ort.js';
@@ -39,10 +39,8 @@ async function measureOp(op, spec, out, abort) {
     op.release(last);
     return t;
   };
-  for (let i = 0; i < (measure.warmup ?? 0); i++) {
-    await timeReps(1);
-    if (abort.aborted) return;
-  }
+  await warmUp(timeReps, measure, abort);
+  if (abort.aborted) return;
   const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
   const minMs = minSampleSpanMs(measure, out.timer.resolutionMs);
   const tOne = await timeReps(1);

@@ -3,7 +3,7 @@
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
 import { prngBuffer, prngF32 } from './prng.js';
 import {
-  measureWallResolution, minSampleSpanMs, sampleSpanning,
+  measureWallResolution, minSampleSpanMs, sampleSpanning, warmUp,
 } from './timing.js';
 import { makeBaselineRunner } from './baselines.js';
 import { probeWebCapabilities } from './webcaps.js';
@@ -559,14 +559,14 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
     checkAbort(abort);
 
     await scoped(device, 'validation', async () => {
-      // 3. warmup
-      for (let i = 0; i < (measure.warmup ?? 0); i++) {
+      // 3. warm-up: a count of runs, then runs for warmupMs (timing.js)
+      await warmUp(async (k) => {
         const enc = device.createCommandEncoder();
-        encodePass(enc, ctx, program, 1, false);
+        encodePass(enc, ctx, program, k, false);
         device.queue.submit([enc.finish()]);
         await device.queue.onSubmittedWorkDone();
-        checkAbort(abort);
-      }
+      }, measure, abort);
+      checkAbort(abort);
 
       // 4. calibrate: a first estimate from one run on the wall clock, then refined (at most 3
       //    times) with the timer the samples use, so one sample spans minSampleMs and minTicks

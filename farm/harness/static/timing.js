@@ -25,6 +25,25 @@ export function measureWallResolution() {
 }
 
 // The shortest a sample may be: minSampleMs, and minTicks ticks of the timer.
+// `measure.warmup` single runs, then runs until `measure.warmupMs` of wall time have passed (a GPU
+// that idled while the host compiled runs at low clocks for a while), doubling the runs per round
+// trip while one takes under 5 ms. `runReps(k)` runs the candidate k times and waits for the device.
+// The same as warm_up in jit_core/timing.py.
+export async function warmUp(runReps, measure, abort) {
+  for (let i = 0; i < (measure.warmup ?? 0); i++) {
+    await runReps(1);
+    if (abort.aborted) return;
+  }
+  const ms = measure.warmupMs ?? 0;
+  const t0 = now();
+  let reps = 1;
+  while (ms > 0 && now() - t0 < ms && !abort.aborted) {
+    const t = now();
+    await runReps(reps);
+    if (now() - t < 5) reps = Math.min(2 * reps, 1 << 16);
+  }
+}
+
 export function minSampleSpanMs(measure, resolutionMs) {
   const ticks = measure.minTicks ?? DEFAULT_MIN_TICKS;
   return Math.max(measure.minSampleMs ?? 0, ticks * (resolutionMs || 0));
