@@ -216,7 +216,7 @@ def _median(xs: Sequence[float]) -> float:
 
 def jit_timeline(block: Block, caps: DeviceCaps, runner: Runner, *, budget_s: float, seed: int = 1,
                  op_measure: MeasureSpec = MeasureSpec(samples=3, min_sample_ms=2.0),
-                 chain_measure: MeasureSpec = MeasureSpec(samples=5, min_sample_ms=10.0),
+                 chain_measure: MeasureSpec = MeasureSpec(samples=5, min_sample_ms=10.0, warmup_ms=100.0),
                  strategy: str = "exhaustive", min_op_s: float = 0.5, min_gain: float = 0.03,
                  origin: float | None = None,
                  clock: Callable[[], float] = time.perf_counter,
