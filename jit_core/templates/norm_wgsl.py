@@ -19,7 +19,7 @@ from ..caps import DeviceCaps
 from ..ops import Norm
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
-from .wgsl_common import cdiv, check_row_config, f32, grid, limit_rules, linear_id, row_rules, tree_reduce, vec_type
+from .wgsl_common import cdiv, check_row_config, f32, grid, linear_id, row_kernel_rules, row_params, tree_reduce, vec_type
 
 
 class NormWGSL:
@@ -33,17 +33,10 @@ class NormWGSL:
     op_kind = "norm"
 
     def params(self) -> tuple[Param, ...]:
-        return (
-            Param("TPR", (1, 4, 16, 32, 64, 128, 256)),
-            Param("RPW", (1, 2, 4, 8, 16, 32, 64)),
-            Param("V", (0, 1)),
-            Param("WF", (0, 1)),
-        )
+        return row_params("WF")
 
     def rules(self, op: Norm, caps: DeviceCaps) -> tuple[Rule, ...]:
-        params = {p.name: p.values for p in self.params()}
-        return row_rules(op.rows, op.cols, params["TPR"], params["RPW"]) + limit_rules(
-            caps, lambda c: (c["TPR"], c["RPW"]), lambda c: cdiv(op.rows, c["RPW"]), 4 * op.output_size())
+        return row_kernel_rules(op.rows, op.cols, caps, op.output_size())
 
     def canonicalize(self, op: Norm) -> Callable[[Config], Config]:
         return lambda c: c.replace(WF=0) if op.norm == "rmsnorm" and c["WF"] else c

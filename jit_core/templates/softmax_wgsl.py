@@ -20,7 +20,7 @@ from ..caps import DeviceCaps
 from ..ops import Softmax
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
-from .wgsl_common import NEG, cdiv, check_row_config, f32, grid, limit_rules, linear_id, row_rules, tree_reduce, vec_type
+from .wgsl_common import NEG, cdiv, check_row_config, f32, grid, linear_id, row_kernel_rules, row_params, tree_reduce, vec_type
 
 
 class SoftmaxWGSL:
@@ -35,18 +35,10 @@ class SoftmaxWGSL:
     op_kind = "softmax"
 
     def params(self) -> tuple[Param, ...]:
-        return (
-            Param("TPR", (1, 4, 16, 32, 64, 128, 256)),
-            Param("RPW", (1, 2, 4, 8, 16, 32, 64)),
-            Param("V", (0, 1)),
-            Param("ON", (0, 1)),
-        )
+        return row_params("ON")
 
     def rules(self, op: Softmax, caps: DeviceCaps) -> tuple[Rule, ...]:
-        total = op.batch * op.rows
-        params = {p.name: p.values for p in self.params()}
-        return row_rules(total, op.cols, params["TPR"], params["RPW"]) + limit_rules(
-            caps, lambda c: (c["TPR"], c["RPW"]), lambda c: cdiv(total, c["RPW"]), 4 * op.output_size())
+        return row_kernel_rules(op.batch * op.rows, op.cols, caps, op.output_size())
 
     def prior(self, op: Softmax, caps: DeviceCaps) -> Callable[[Config], float]:
         """Lower first: vec4 and the online pass first. CPU adapters: about 8 threads per row and

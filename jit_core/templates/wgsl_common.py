@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..caps import DeviceCaps
-from ..space import Config, Rule
+from ..space import Config, Param, Rule
 
 MAX_THREADS = 256  # the same cap as the matmul templates' (nnJIT's)
 GRID_X = 65535  # WebGPU's guaranteed maxComputeWorkgroupsPerDimension: longer launches fold into y
@@ -79,6 +79,21 @@ def tree_reduce(tpr: int, arrays: Sequence[str], combine: Callable[[str, str], l
         lines.append(f"{indent}workgroupBarrier();")
         s //= 2
     return lines
+
+
+ROW_TPR = (1, 4, 16, 32, 64, 128, 256)  # threads per row
+ROW_RPW = (1, 2, 4, 8, 16, 32, 64)  # rows per workgroup
+
+
+def row_params(flag: str) -> tuple[Param, ...]:
+    """The parameters of a row-wise kernel (softmax, norm): TPR, RPW, V and its own 0/1 ``flag``."""
+    return (Param("TPR", ROW_TPR), Param("RPW", ROW_RPW), Param("V", (0, 1)), Param(flag, (0, 1)))
+
+
+def row_kernel_rules(rows_total: int, cols: int, caps: DeviceCaps, output_elems: int) -> tuple[Rule, ...]:
+    """``row_rules`` plus the adapter limits for a row-wise kernel of ``rows_total`` rows."""
+    return row_rules(rows_total, cols, ROW_TPR, ROW_RPW) + limit_rules(
+        caps, lambda c: (c["TPR"], c["RPW"]), lambda c: cdiv(rows_total, c["RPW"]), 4 * output_elems)
 
 
 def check_row_config(kind: str, cols: int, config: Config, flag: str) -> tuple[int, int, int, int]:
