@@ -240,14 +240,17 @@ def jit_timeline(block: Block, caps: DeviceCaps, runner: Runner, *, budget_s: fl
             p.event += f" (failed: {res.error_class or 'wrong-result'}: {(res.error or check.message)[:200]})"
         tl.points.append(p)
         results[id(p)] = res
+        return p
+
+    def emit(p: TimelinePoint) -> None:
         if on_point is not None:
             on_point(p)
-        return p
 
     results: dict[int, CandidateResult] = {}
 
     current = point("default")
     tl.final = results[id(current)]
+    emit(current)
     steps_flops = {p.op: p.op.flops() * len(p.steps) for p in plans}
     total = sum(steps_flops.values()) or 1
     start = clock()
@@ -273,13 +276,14 @@ def jit_timeline(block: Block, caps: DeviceCaps, runner: Runner, *, budget_s: fl
         # less than the noise of few samples, or lose in the chain (caches, launch overhead).
         previous, plan.config = plan.config, result.best_config
         p = point(f"tuned {plan.op.key()}")
-        if not p.ok or not current.ok or p.block_ms >= (1 - min_gain) * current.block_ms:
+        if not p.ok or (current.ok and p.block_ms >= (1 - min_gain) * current.block_ms):
             plan.config = previous
             p.kept = False
-            p.event += " (block not faster: kept the previous kernel)"
+            p.event += " (block not faster: kept the previous kernel)" if p.ok else ""
         else:
             current = p
             tl.final = results[id(p)]
+        emit(p)
     return tl
 
 
