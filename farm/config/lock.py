@@ -9,6 +9,7 @@ from typing import Any
 from jit_core.ops import op_from_dict
 from jit_core.protocol import MeasureSpec
 
+from farm.drivers.android_options import AndroidOptions, AppiumOptions, CooldownRule
 from farm.drivers.base import BrowserOptions, NativeOptions
 
 from .devices import DeviceSpec
@@ -28,8 +29,17 @@ def device_from_dict(d: dict[str, Any]) -> DeviceSpec:
     """The DeviceSpec that ``DeviceSpec.to_dict()`` wrote (JSON turned tuples into lists)."""
     browser = BrowserOptions(**{k: _tuplify(v) for k, v in d["browser"].items()}) if d.get("browser") else None
     native = NativeOptions(**{k: _tuplify(v) for k, v in d["native"].items()}) if d.get("native") else None
+    appium = AppiumOptions(**{k: v if k == "capabilities" else _tuplify(v) for k, v in d["appium"].items()}) \
+        if d.get("appium") else None
+    android = None
+    if d.get("android"):
+        a = {k: _tuplify(v) for k, v in d["android"].items()}
+        if a.get("cooldown"):
+            a["cooldown"] = CooldownRule(**d["android"]["cooldown"])
+        android = AndroidOptions(**a)
     return DeviceSpec(id=d["id"], name=d["name"], driver=d["driver"], file=d["file"], tags=dict(d.get("tags") or {}),
-                      browser=browser, native=native, caps_overrides=dict(d.get("caps_overrides") or {}))
+                      browser=browser, native=native, caps_overrides=dict(d.get("caps_overrides") or {}),
+                      appium=appium, android=android)
 
 
 def experiment_from_manifest(manifest: dict[str, Any], *, where: str = "manifest.json") -> ExperimentSpec:

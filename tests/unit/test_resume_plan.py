@@ -40,3 +40,27 @@ def test_the_manifest_rebuilds_the_same_experiment(tmp_path):
     store.write_manifest(json.loads(json.dumps(initial_manifest(exp, "run"), default=str)))
     rebuilt, manifest = experiment_of_run(tmp_path, "run")
     assert rebuilt == exp and manifest["git"].keys() >= {"commit", "dirty"}
+
+
+def test_every_device_config_survives_the_manifest_round_trip():
+    """--resume and --replay rebuild devices from the manifest: phones and Appium devices too."""
+    import json
+
+    from farm.config.devices import load_device
+    from farm.config.lock import device_from_dict
+
+    root = Path(__file__).resolve().parents[2] / "device_configs"
+    files = [p for p in sorted(root.glob("*.yaml")) if not p.name.startswith("_")]
+    assert any("appium" in p.name for p in files) and any("pixel" in p.name for p in files)
+    from farm.config.errors import ConfigError
+
+    checked = 0
+    for path in files:
+        try:
+            device = load_device(path)
+        except ConfigError as e:  # a profile for another machine (its browser is not installed here)
+            assert "no browser at" in str(e), e
+            continue
+        checked += 1
+        assert device_from_dict(json.loads(json.dumps(device.to_dict()))) == device, path.name
+    assert checked >= len(files) - 1
