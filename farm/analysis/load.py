@@ -7,6 +7,8 @@ op, shape, tuner), so a browser update or a driver change shows up as a change o
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -121,10 +123,18 @@ def latest_attempt(run_dir: Path, table: pa.Table) -> pa.Table:
     return table.filter(pa.array(keep))
 
 
+_SHAPE = re.compile(r"^\d+(?:x\d+)*$")
+
+
 def split_op_key(op_key: str) -> tuple[str, str]:
-    """'matmul_f32_64x128x128' -> ('matmul_f32', '64x128x128')."""
-    head, _, tail = op_key.rpartition("_")
-    return (head, tail) if head else (op_key, "")
+    """'matmul_f32_64x128x128' -> ('matmul_f32', '64x128x128'); the shape is the last
+    'AxBx...' part wherever it stands: 'matmul_f32_64x64x64_bias_gelu' -> ('matmul_f32_bias_gelu',
+    '64x64x64'), 'matmul_f32_b12_32x32x64' -> ('matmul_f32_b12', '32x32x64')."""
+    parts = op_key.split("_")
+    for i in range(len(parts) - 1, -1, -1):
+        if _SHAPE.match(parts[i]):
+            return "_".join(parts[:i] + parts[i + 1:]), parts[i]
+    return op_key, ""
 
 
 @dataclass

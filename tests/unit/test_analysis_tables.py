@@ -136,3 +136,14 @@ def test_only_the_latest_attempt_of_a_retried_job_counts(tmp_path):
     pq.write_table(pa.Table.from_pandas(jobs, preserve_index=False), run_dir / "jobs" / "part-000000.parquet")
     lat = analyze_runs(tmp_path, ["synthetic-r"]).latency
     assert set(lat["n"]) == {12} and (lat["median_ms"] < 2.0).all()
+
+
+def test_op_keys_split_into_op_and_shape_wherever_the_shape_stands():
+    from farm.analysis.load import split_op_key
+    from jit_core.ops import Eltwise, MatMul, Softmax
+
+    assert split_op_key(MatMul(64, 128, 128).key()) == ("matmul_f32", "64x128x128")
+    assert split_op_key(MatMul(64, 64, 64, bias=True, act="gelu").key()) == ("matmul_f32_bias_gelu", "64x64x64")
+    assert split_op_key(MatMul(32, 32, 64, batch=12).key()) == ("matmul_f32_b12", "32x32x64")
+    assert split_op_key(Softmax(12, 32, causal=True).key()) == ("softmax_causal_f32", "12x32")
+    assert split_op_key(Eltwise(4096, "add").key()) == ("eltwise_add_f32", "4096")
