@@ -118,11 +118,11 @@ def run_model(block, model: str, caps, driver, args, chain_measure: MeasureSpec,
     label = f"{model} {block.phase} s{block.seq}" + (f" past {block.past}" if block.past else "") + (
         f" x{block.layers}" if block.layers > 1 else "")
     print(f"## {label}: {len(block.steps)} kernels", flush=True)
+    expected = run_block_reference(block, seed)[block.output]
     tl = jit_timeline(block, caps, driver, budget_s=args.budget_s, seed=seed, op_measure=op_measure,
-                      chain_measure=chain_measure,
+                      chain_measure=chain_measure, expected=expected,
                       on_point=lambda p: print(f"  {p.t_s:7.1f} s  {p.block_ms:10.3f} ms  {p.event}", flush=True))
     tl_last = tl.in_use()[-1].block_ms if tl.in_use() else None
-    expected = run_block_reference(block, seed)[block.output]
     positions = list(block_positions(block))
     chain = render_chain(block, tl.plans)
     samples: dict[str, list[float]] = {"jit": [], **({k: [] for k in BASELINES} if ort else {})}

@@ -27,6 +27,7 @@ from .ops import OpSpec
 from .protocol import Batch, BufferSpec, Candidate, CandidateResult, Dispatch, KernelSource, MeasureSpec, Runner
 from .space import Config
 from .templates import Template, get_template, templates_for
+from .timing import median
 from .tuner import TuneOptions, tune
 
 # The template each op kind is tuned with in a chain (matmul: the vec4 family, whose space also
@@ -202,24 +203,21 @@ class Timeline:
 
 
 def time_chain(block: Block, plans: Sequence[OpPlan], runner: Runner, *, seed: int, measure: MeasureSpec,
-               cid: str = "chain") -> tuple[CandidateResult, BlockCheck]:
-    """Run and time the chain of the plans' configs once; the result and its check."""
+               cid: str = "chain", expected: np.ndarray | None = None) -> tuple[CandidateResult, BlockCheck]:
+    """Run and time the chain of the plans' configs once; the result and its check (against
+    ``expected``, the block's reference output, computed here when not given)."""
     batch = block_batch(block, [(cid, render_chain(block, plans))], seed=seed, measure=measure)
     (res,) = runner.run_batch(batch)
-    check = check_block(block, seed, batch.check_positions, res.values) if res.ok else BlockCheck(False, 0, 0, res.error or "")
+    check = check_block(block, seed, batch.check_positions, res.values, expected=expected) if res.ok \
+        else BlockCheck(False, 0, 0, res.error or "")
     return res, check
-
-
-def _median(xs: Sequence[float]) -> float:
-    return float(np.median(np.asarray(xs))) if xs else float("nan")
 
 
 def jit_timeline(block: Block, caps: DeviceCaps, runner: Runner, *, budget_s: float, seed: int = 1,
                  op_measure: MeasureSpec = MeasureSpec(samples=3, min_sample_ms=2.0),
                  chain_measure: MeasureSpec = MeasureSpec(samples=5, min_sample_ms=10.0, warmup_ms=100.0),
                  strategy: str = "exhaustive", min_op_s: float = 0.5, min_gain: float = 0.03,
-                 origin: float | None = None,
-                 clock: Callable[[], float] = time.perf_counter,
+                 origin: float | None = None, expected: np.ndarray | None = None,
                  on_point: Callable[[TimelinePoint], None] | None = None) -> Timeline:
     """Default configs first, then each op tuned (largest FLOPs first; ``budget_s`` split by each
     op's share of the block's FLOPs, at least ``min_op_s``; the default config is timed first in
@@ -227,14 +225,19 @@ def jit_timeline(block: Block, caps: DeviceCaps, runner: Runner, *, budget_s: fl
     the default by more than ``min_gain`` (smaller gains are noise at a few samples); the new kernel
     stays only if the block itself got faster by more than ``min_gain`` (else the point is marked
     ``kept=False`` and the previous kernel goes back). Points are stamped from ``origin`` (default:
-    now)."""
+    now). The block's reference output (``expected``, computed here when not given) is computed
+    before the clock starts: host numpy work is not tuning time."""
+    if expected is None:
+        expected = run_block_reference(block, seed)[block.output]
+    clock = time.perf_counter
     t0 = clock() if origin is None else origin
     plans = default_plans(block, caps)
     tl = Timeline(plans=plans)
 
     def point(event: str) -> TimelinePoint:
-        res, check = time_chain(block, plans, runner, seed=seed, measure=chain_measure)
-        p = TimelinePoint(clock() - t0, _median(res.samples_ms) if res.ok else float("nan"), res.ci_ms, event,
+        res, check = time_chain(block, plans, runner, seed=seed, measure=chain_measure, expected=expected)
+        p = TimelinePoint(clock() - t0, median(res.samples_ms) if res.ok and res.samples_ms else float("nan"),
+                          res.ci_ms, event,
                           ok=res.ok and check.ok)
         if not p.ok:
             p.event += f" (failed: {res.error_class or 'wrong-result'}: {(res.error or check.message)[:200]})"

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jit_core.blocks import Block, BlockStep
 from jit_core.ops import Eltwise, Heads, MatMul, Norm, Softmax
-from jit_core.reference import GELU_C
+from jit_core.reference import GELU_C, rotary_angles
 
 from .onnx_models import IR_VERSION, OPSET
 
@@ -170,8 +170,7 @@ class _Graph:
 
     def rotary(self, t: str, op: Heads, hint: str) -> str:
         nh, d, sq, half = op.heads, op.head_dim, op.seq, op.head_dim // 2
-        f = op.theta ** (-2.0 * np.arange(half) / d)
-        ang = (op.pos_offset + op.past + np.arange(sq))[:, None] * f[None, :]
+        ang = rotary_angles(op)[op.past:]  # the positions this op writes: the reference's own angles
         cos, sin = self.const(np.cos(ang), "cos"), self.const(np.sin(ang), "sin")
         hs = (nh, sq, half)
         x1 = self.node("Slice", [t, self.const([0], "st", np.int64), self.const([half], "en", np.int64),
@@ -242,8 +241,9 @@ def block_baseline_spec(name: str, block: Block, *, seed: int, measure: dict[str
     b = CATALOG[name]
     if device not in DEVICE_SOURCES:
         raise ValueError(f"device must be one of {DEVICE_SOURCES}, got {device!r}")
+    inputs = graph_inputs(block)
     buffers: list[dict[str, Any]] = []
-    for i, n in enumerate(graph_inputs(block)):
+    for i, n in enumerate(inputs):
         bb = block.buffer(n)
         buffers.append({"name": n, "binding": i, "size": bb.size, "access": "read", "init": "prng", "seed": seed,
                         "stream": bb.stream, "scale": bb.scale, "shift": bb.shift, "dtype": "f32", "output": False})
@@ -254,7 +254,7 @@ def block_baseline_spec(name: str, block: Block, *, seed: int, measure: dict[str
         "library": b.library, "backend": b.backend, "graph": "block",
         "op": {"kind": "block", "model": block.model, "phase": block.phase, "seq": block.seq, "past": block.past,
                "layers": block.layers},
-        "buffers": buffers, "dims": {n: list(block.buffer(n).shape) for n in graph_inputs(block)},
+        "buffers": buffers, "dims": {n: list(block.buffer(n).shape) for n in inputs},
         "measure": dict(measure), "check": {"positions": list(positions)},
         "device": device if b.gpu else "own",
     }
