@@ -147,11 +147,6 @@ def main(argv: list[str] | None = None) -> int:
               + " | ".join(f"{s}: to target (n) / final" for s in strategies) + " |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
-    if args.load_recordings and args.op:
-        for label, *_ in ops:
-            path = Path(args.load_recordings) / file_name(label)
-            if label not in recordings and path.exists():
-                recordings[label] = Recording.load(path)
     for label, *_ in ops:
         rec = recordings.get(label)
         if rec is None or rec.best() is None:

@@ -117,8 +117,7 @@ class Block:
 
 
 class _Builder:
-    def __init__(self, m: ModelConfig):
-        self.m = m
+    def __init__(self) -> None:
         self.steps: list[BlockStep] = []
         self.buffers: dict[str, BlockBuffer] = {}
         self.next_stream = FIRST_STREAM
@@ -180,7 +179,7 @@ def build_block(model: str | ModelConfig, seq: int, phase: str = "prefill", past
     s = 1 if phase == "decode" else seq
     causal = m.causal and not (m.arch == "encoder-decoder" and phase == "prefill")
     H, nh, d, t = m.hidden, m.heads, m.head_dim, p + s
-    b = _Builder(m)
+    b = _Builder()
     x = b.buf("x", (s, H), "input", "prng")
     cache_init = "prng" if p else "zero"
     k_cache = b.buf("k_cache", (nh, d, t), "kv-cache", cache_init)

@@ -204,6 +204,10 @@ class CachePlan:
     options: TuneOptions
     entry: CacheEntry | None = None
 
+    def __post_init__(self) -> None:
+        if self.mode not in CACHE_MODES:
+            raise ValueError(f"cache plan mode must be one of {CACHE_MODES}, got {self.mode!r}")
+
 
 def plan_tune(cache: TuneCache | None, op: OpSpec, template: str, template_version: str, caps: DeviceCaps,
               options: TuneOptions, *, retime: int = 3) -> CachePlan:

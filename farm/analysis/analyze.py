@@ -32,6 +32,7 @@ def analyze_runs(results_dir: Path, run_ids: Iterable[str], *, models: Iterable[
                               "n_failed": 0})
         geomeans = pd.concat([geomeans, extra], ignore_index=True)
     trials = load_trials(results_dir, run_ids)
+    curves = tuning_curves(trials)
     return Analysis(latency=lg.table.drop(columns=["good_rows", "rows"], errors="ignore"), speedups=speedups,
-                    geomeans=geomeans, models=mt, tuning=tuning_summary(trials, speedups, at_s),
-                    curves=tuning_curves(trials))
+                    geomeans=geomeans, models=mt, tuning=tuning_summary(trials, speedups, at_s, curves),
+                    curves=curves)

@@ -30,9 +30,11 @@ def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
     return t.loc[keep, CURVE_COLUMNS].reset_index(drop=True)
 
 
-def tuning_summary(trials: pd.DataFrame, speedups: pd.DataFrame, at_s: float = 30.0) -> pd.DataFrame:
+def tuning_summary(trials: pd.DataFrame, speedups: pd.DataFrame, at_s: float = 30.0,
+                   curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (run, device, op): trials, tuning seconds, final best, best at ``at_s``, the time to
-    get within 5% of the final best, and per baseline the speedup at ``at_s``."""
+    get within 5% of the final best, and per baseline the speedup at ``at_s``. ``curves``:
+    ``tuning_curves(trials)`` when the caller has it already."""
     keys = ["run_id", "device_id", "op_key"]
     at_col = f"best_at_{int(at_s)}s_ms"
     cols = keys + ["op_label", "trials", "failed_trials", "tune_s", "best_ms", at_col, "time_to_5pct_s"]
@@ -42,7 +44,7 @@ def tuning_summary(trials: pd.DataFrame, speedups: pd.DataFrame, at_s: float = 3
     g = t.groupby(keys, sort=True)
     out = pd.DataFrame({"op_label": g["op_label"].first(), "trials": g.size(), "failed_trials": g["_bad"].sum(),
                         "tune_s": g["elapsed_s"].max()})
-    curves = tuning_curves(trials)
+    curves = tuning_curves(trials) if curves is None else curves
     cg = curves.groupby(keys, sort=True)
     out["best_ms"] = cg["best_so_far_ms"].min()
     out[at_col] = curves[curves["elapsed_s"] <= at_s].groupby(keys)["best_so_far_ms"].min()

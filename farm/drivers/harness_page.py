@@ -27,14 +27,14 @@ ERROR_KEY = "__jitfarmCallError"
 CALL_FUNCTION = """async ([method, arg, timeoutMs]) => {
   let timer = null;
   const late = new Promise((resolve) => {
-    timer = setTimeout(() => resolve({__jitfarmCallTimeout: true}), timeoutMs);
+    timer = setTimeout(() => resolve({%s: true}), timeoutMs);
   });
   try {
     return await Promise.race([Promise.resolve().then(() => window.jitfarm[method](arg)), late]);
   } finally {
     clearTimeout(timer);
   }
-}"""
+}""" % TIMEOUT_KEY
 
 # The same call for WebDriver's execute_async_script (arguments: method, arg, timeoutMs, callback).
 # The answer travels as one JSON string: WebDriver's own serialization of large nested objects is

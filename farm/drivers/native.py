@@ -126,10 +126,11 @@ _Grid = tuple[int, int, int]
 _Program = list[tuple[Any, Any, _Grid]]  # (pipeline, bind group, grid) per dispatch
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=48)
 def _prng_inputs(seed: int, stream: int, size: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
-    """Inputs of the last few batches: every batch of one tune uploads the same arrays, and a
-    Llama-sized B (45M values) takes seconds to generate."""
+    """Inputs of the last few batches: every batch of one tune uploads the same arrays, a block's
+    chain has a dozen or more (weights, caches), and a Llama-sized B (45M values) takes seconds to
+    generate."""
     data = prng_buffer(seed, stream, size, scale=scale, shift=shift)
     data.setflags(write=False)
     return data

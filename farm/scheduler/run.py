@@ -43,7 +43,6 @@ class RunOptions:
 class RunOutcome:
     run_id: str
     run_dir: Path
-    jobs: list[dict[str, Any]]
     devices: dict[str, dict[str, Any]]
     wall_s: float
 
@@ -175,5 +174,4 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
             ray.kill(agg)
         if owns_ray and ray.is_initialized():
             ray.shutdown()
-    jobs = store.read("jobs")
-    return RunOutcome(run_id, run_dir, jobs.to_dict("records"), devices, wall_s)
+    return RunOutcome(run_id, run_dir, devices, wall_s)

@@ -16,7 +16,7 @@ from ..caps import DeviceCaps
 from ..ops import Eltwise
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
-from .wgsl_common import cdiv, grid, limit_rules, linear_id, vec_type
+from .wgsl_common import act_expr, cdiv, grid, limit_rules, linear_id, vec_type
 
 
 def _units(op: Eltwise, v: int) -> int:
@@ -80,18 +80,16 @@ def _check(op: Eltwise, config: Config) -> tuple[int, int, int]:
 
 
 def fn_expr(fn: str, t: str) -> str:
-    """WGSL of ``fn`` on ``a`` (and ``b``) of type ``t``; gelu is MatMul's epilogue formula with
-    tanh's argument clamped (some backends return NaN for large ones)."""
+    """WGSL of ``fn`` on ``a`` (and ``b``) of type ``t``; gelu and silu are MatMul's epilogue
+    formulas (``wgsl_common.act_expr``)."""
     if fn == "add":
         return "a + b"
     if fn == "mul":
         return "a * b"
-    if fn == "gelu":
-        return (f"0.5 * a * (1.0 + tanh(clamp(0.7978845608 * (a + 0.044715 * a * a * a), {t}(-15.0), {t}(15.0))))")
-    if fn == "silu":
-        return "a / (1.0 + exp(-a))"
+    if fn in ("gelu", "silu"):
+        return act_expr(fn, "a", t)
     if fn == "silu_mul":
-        return "a / (1.0 + exp(-a)) * b"
+        return act_expr("silu", "a", t) + " * b"
     raise ValueError(f"unknown eltwise fn {fn!r}")
 
 

@@ -33,6 +33,7 @@ from ..caps import DeviceCaps
 from ..ops import MatMul
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
+from .matmul_wgsl import no_epilogue_rule
 
 NNJIT_MAX_THREADS = 256
 MAX_ROWS = 8  # largest M this template takes; larger M is the tiled templates' job
@@ -152,7 +153,7 @@ class MatmulGemvWGSL:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return Space.build(self.params(), (_no_epilogue(op, self.name),) + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
+        return Space.build(self.params(), (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
         vn, wx, wk, _ = _check_config(op, config)
@@ -341,6 +342,3 @@ def _guarded(body: list[str], cond: str | None) -> list[str]:
     return [f"  if ({cond}) {{", *[f"    {b}" for b in body], "  }"]
 
 
-def _no_epilogue(op: MatMul, name: str) -> Rule:
-    return Rule("no-fused-epilogue", "ours", lambda c: not op.has_epilogue,
-                f"{name} has no fused bias/activation: ops with an epilogue use matmul-wgsl-vec4")

@@ -41,6 +41,7 @@ from ..caps import DeviceCaps
 from ..ops import MatMul
 from ..protocol import Dispatch, KernelSource
 from ..space import Config, Param, Rule, Space
+from .wgsl_common import act_expr
 
 NNJIT_MAX_THREADS = 256
 MIN_THREADS = 32  # one NVIDIA warp; the widest common subgroup
@@ -358,16 +359,9 @@ class MatmulVec4WGSL:
 REDUCE_THREADS = 256
 
 
-def _act_lines(act: str, zero: str) -> list[str]:
-    """The activation applied to ``x`` (f32 or vec4<f32>; ``zero`` is that type's 0)."""
-    if act == "relu":
-        return [f"  x = max(x, {zero});"]
-    if act == "gelu":  # tanh's argument clamped: some backends return NaN for large ones
-        lo, hi = zero.replace("0.0", "-15.0"), zero.replace("0.0", "15.0")
-        return [f"  x = 0.5 * x * (1.0 + tanh(clamp(0.7978845608 * (x + 0.044715 * x * x * x), {lo}, {hi})));"]
-    if act == "silu":
-        return ["  x = x / (1.0 + exp(-x));"]
-    return []
+def _act_lines(act: str, t: str) -> list[str]:
+    """``x = act(x)`` for ``x`` of type ``t``, or nothing."""
+    return [] if act == "none" else [f"  x = {act_expr(act, 'x', t)};"]
 
 
 def _reduce_code(op: MatMul, sk: int, header: str) -> str:
@@ -392,7 +386,7 @@ def _reduce_code(op: MatMul, sk: int, header: str) -> str:
         f"  let base = (i / {per}u) * {sk * per}u + e;",
         "  var x = " + " + ".join(f"P[base{_u(s * per)}]" for s in range(sk)) + ";",
         *([f"  x = x + bias[{col}];"] if op.bias else []),
-        *_act_lines(op.act, f"{t}(0.0)"),
+        *_act_lines(op.act, t),
         "  C[i] = x;",
         "}",
     ]
@@ -485,7 +479,7 @@ class _Gen:
             lines.append("  x = x + bias[c4];")  # only called for c4 < N4
         elif op.bias:  # columns past N read the last bias; their results are never stored
             lines.append("  x = x + vec4<f32>(" + ", ".join(f"bias[min(c4 * 4u{_u(c)}, N - 1u)]" for c in range(4)) + ");")
-        lines += _act_lines(op.act, "vec4<f32>(0.0)")
+        lines += _act_lines(op.act, "vec4<f32>")
         return lines + ["  return x;", "}"]
 
     def _block_origin(self) -> list[str]:

@@ -192,7 +192,7 @@ class MatmulWGSL:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
         return Space.build(
-            self.params(), (_no_epilogue(op, self.name),) + tuple(self.rules(op, caps)), canonicalize=self.canonicalize, prior=self.prior(op, caps)
+            self.params(), (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)), canonicalize=self.canonicalize, prior=self.prior(op, caps)
         )
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
@@ -381,7 +381,8 @@ def _tile_load(
     return lines
 
 
-def _no_epilogue(op: MatMul, name: str) -> Rule:
+def no_epilogue_rule(op: MatMul, name: str) -> Rule:
+    """Templates without a fused epilogue offer no config for an op that has one."""
     plain = not op.has_epilogue
     return Rule("no-fused-epilogue", "ours", lambda c: plain,
                 f"{name} has no fused bias/activation: ops with an epilogue use matmul-wgsl-vec4", key=plain)

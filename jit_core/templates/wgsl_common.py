@@ -81,6 +81,19 @@ def tree_reduce(tpr: int, arrays: Sequence[str], combine: Callable[[str, str], l
     return lines
 
 
+def act_expr(act: str, x: str, t: str) -> str:
+    """WGSL of activation ``act`` (relu, gelu, silu) on expression ``x`` of type ``t`` (f32 or
+    vec4<f32>): the formulas of ``jit_core.reference.activation``, GELU in its tanh form with tanh's
+    argument clamped (some backends return NaN for large ones)."""
+    if act == "relu":
+        return f"max({x}, {t}(0.0))"
+    if act == "gelu":
+        return f"0.5 * {x} * (1.0 + tanh(clamp(0.7978845608 * ({x} + 0.044715 * {x} * {x} * {x}), {t}(-15.0), {t}(15.0))))"
+    if act == "silu":
+        return f"{x} / (1.0 + exp(-{x}))"
+    raise ValueError(f"unknown activation {act!r}")
+
+
 ROW_TPR = (1, 4, 16, 32, 64, 128, 256)  # threads per row
 ROW_RPW = (1, 2, 4, 8, 16, 32, 64)  # rows per workgroup
 

@@ -83,7 +83,10 @@ def test_compare_and_regress_read_the_real_history(two_runs, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 runs, 2 series" in out
     found = json.loads((tmp_path / "r.json").read_text())
-    # Whatever two real runs show, a finding names the second run and exit 1 means one is over 5%.
+    # Two real runs may or may not differ: what is certain is that the JSON is the list of findings,
+    # that any finding names the second run, and that the exit code follows the 5% rule. Detection
+    # itself is proven on a planted step (tests/unit/test_regress.py).
+    assert isinstance(found, list) and code in (0, 1)
     assert all(f["run_id"] == runs[1] for f in found)
     assert code == (1 if any(f["direction"] == "slower" and f["worst"] >= 0.05 for f in found) else 0)
 

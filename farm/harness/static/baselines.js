@@ -4,7 +4,7 @@
 // ('fallback'), never a slow one. See PROTOCOL.md, "runBaseline".
 import { BaselineError, errorText } from './baseline_common.js';
 import {
-  measureWallResolution, minSampleSpanMs, now, sampleSpanning, warmUp,
+  median, measureWallResolution, minSampleSpanMs, now, sampleSpanning, warmUp,
 } from './timing.js';
 import { setupTfjs } from './baseline_tfjs.js';
 import { setupOrt } from './baseline_ort.js';
@@ -57,8 +57,7 @@ async function measureOp(op, spec, out, abort) {
   if (out.gpuMs && out.gpuMs.length) {
     // GPU time of a call cannot exceed its wall time (dispatch + sync + readback). Seen with
     // TF.js on SwiftShader: many passes per command buffer, whose timestamps do not bracket work.
-    const g = [...out.gpuMs].sort((a, b) => a - b)[Math.floor(out.gpuMs.length / 2)];
-    if (g > 1.2 * got.medianMs) out.flags.push('gpu-timestamps-implausible');
+    if (median(out.gpuMs) > 1.2 * got.medianMs) out.flags.push('gpu-timestamps-implausible');
   }
   if (got.short) out.flags.push('short-samples');
 }

@@ -536,14 +536,8 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
   // 1. compile every dispatch (one, or the candidate's chain: bindings by name, scratch buffers)
   const tc = now();
   const scratch = [];
-  let program;
   try {
-    program = await compileProgram(ctx, cand, scratch);
-  } catch (e) {
-    for (const b of scratch) { try { b.destroy(); } catch (err) { /* gone */ } }
-    throw e;
-  }
-  try {
+    const program = await compileProgram(ctx, cand, scratch);
     out.compileMs = now() - tc;
     checkAbort(abort);
 

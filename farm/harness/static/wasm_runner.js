@@ -3,8 +3,8 @@
 // threads runs its units on the page's thread and T-1 Web Workers (wasm_worker.js) that share the
 // memory (shared memories need a cross-origin isolated page). Timing is the wall clock around
 // synchronous calls, so no readback is needed: the output is in the page's memory when run returns.
-import { prngF32 } from './prng.js';
-import { minSampleSpanMs, sampleSpanning } from './timing.js';
+import { prngBuffer } from './prng.js';
+import { minSampleSpanMs, sampleSpanning, warmUp } from './timing.js';
 
 // Control block at the start of a shared memory (Int32 slots), read by wasm_worker.js.
 export const CTL = { GEN: 0, CMD: 1, DONE: 2, NT: 3, UNITS: 4, ERR: 5, SBASE: 6, SBYTES: 7, NARGS: 8, ARGS: 9, GRAIN: 20, NEXT: 21 };
@@ -159,7 +159,7 @@ function makeMemory(lay, shared) {
     : new WebAssembly.Memory({ initial: lay.pages });
   const f32 = new Float32Array(memory.buffer);
   for (const spec of lay.specs) {
-    if (spec.init === 'prng') f32.set(prngF32(spec.seed, spec.stream, spec.size), lay.ptr[spec.name] / 4);
+    if (spec.init === 'prng') f32.set(prngBuffer(spec), lay.ptr[spec.name] / 4);
   }
   return memory;
 }
@@ -258,12 +258,13 @@ async function runCandidate(ctx, cand, measure, positions) {
     outArr.fill(0);
     out.firstRunMs = timeReps(1);
     checkTime();
-    // 3. warmup (also lets the engine tier the hot functions up to its optimizing compiler)
-    for (let i = 0; i < (measure.warmup ?? 0); i++) { timeReps(1); checkTime(); }
+    // 3. warm-up, by count then by time, as for WebGPU (also lets the engine tier the hot
+    //    functions up to its optimizing compiler)
+    const abort = { aborted: false };
+    await warmUp(async (k) => { timeReps(k); checkTime(); await null; }, measure, abort);
     // 4. calibrate and 5. sample with the harness's timer layer (timing.js), as for WebGPU
     const maxReps = Math.max(1, Math.floor(measure.maxReps ?? 256));
     const minMs = minSampleSpanMs(measure, ctx.resolutionMs);
-    const abort = { aborted: false };
     const sample = async (reps) => {
       checkTime();
       const t = timeReps(reps);
