@@ -22,3 +22,15 @@ def run_folders(results: Path) -> list[Path]:
     """The run folders under ``results`` (those with a manifest; beside them lie the history index
     and the kernel cache), oldest first."""
     return sorted(p for p in results.iterdir() if (p / "manifest.json").exists()) if results.is_dir() else []
+
+
+def run_cli(experiment: Path, results: Path, *args: str) -> tuple[int, Path]:
+    """``jitfarm run EXPERIMENT --results-dir RESULTS ARGS...`` in this process: the exit code and
+    the one run folder it added."""
+    from farm.cli import main
+
+    before = set(run_folders(results))
+    code = main(["run", str(experiment), "--results-dir", str(results), *args])
+    added = set(run_folders(results)) - before
+    assert len(added) == 1, f"expected one new run folder, got {sorted(added)}"
+    return code, added.pop()

@@ -106,6 +106,23 @@ def parts(run_dir: Path, table: str) -> list[Path]:
 
 
 # -------------------------------------------------------------------------------------- records
+def run_dir_of(results: Path, timeout_s: float = 120) -> Path:
+    """The folder of the run writing under ``results``, once its manifest exists."""
+    return wait_for(lambda: next(iter(results.glob("*/manifest.json")), None), timeout_s, "the run's manifest").parent
+
+
+def run_while(exp, results: Path, fault: Callable[[], None]):
+    """Run ``exp`` with ``fault`` in a background thread (it waits for its moment, then breaks
+    something); the fault must have run without error. Returns the outcome and the checked jobs."""
+    from farm.scheduler.run import RunOptions, run_experiment
+
+    thread = in_background(fault)
+    outcome = run_experiment(exp, RunOptions(results_dir=results, poll_s=0.2))
+    thread.join(5)
+    assert thread.error is None, thread.error
+    return outcome, check_records(outcome.run_dir, {j.job_id for j in exp.jobs()})
+
+
 def check_records(run_dir: Path, job_ids: set[str]) -> pd.DataFrame:
     """Records are complete (every job has a final record), unique (one row per attempt, per
     trial, per measurement) and classified (every failure names one of the four classes); no

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
 from farm.config.experiments import load_experiment
-from farm.scheduler.run import RunOptions, run_experiment
 
-from .conftest import (CHROMIUM, check_records, cmdline, descendants, in_background, needs_chromium,
-                       needs_lavapipe, parts, wait_for)
+from .conftest import (CHROMIUM, cmdline, descendants, needs_chromium, needs_lavapipe, parts, run_dir_of, run_while,
+                       wait_for)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -43,10 +41,6 @@ faults: {job_timeout_s: 120}
 """
 
 
-def _run_dir(results: Path) -> Path:
-    return wait_for(lambda: next(iter(results.glob("*/manifest.json")), None), 60, "the run's manifest").parent
-
-
 def _retried_once(jobs, error_class: str) -> None:
     failed = jobs[jobs["status"] == "failed"]
     assert len(failed) == 1, jobs[["job_id", "attempt", "status", "error_class", "error"]]
@@ -65,7 +59,7 @@ def test_browser_killed_mid_job_is_a_device_failure_and_the_job_reruns_after_reo
     killed: list[int] = []
 
     def kill_browser() -> None:
-        run_dir = _run_dir(results)
+        run_dir = run_dir_of(results)
         wait_for(lambda: parts(run_dir, "trials"), 120, "the first trials of the first job")
         browsers = [p for p in descendants(os.getpid())
                     if (cmd := cmdline(p)) and cmd[0] == CHROMIUM and not any(a.startswith("--type=") for a in cmd)]
@@ -73,11 +67,8 @@ def test_browser_killed_mid_job_is_a_device_failure_and_the_job_reruns_after_reo
         os.kill(browsers[0], signal.SIGKILL)
         killed.append(browsers[0])
 
-    killer = in_background(kill_browser)
-    outcome = run_experiment(exp, RunOptions(results_dir=results, poll_s=0.2))
-    killer.join(5)
-    assert killer.error is None and killed
-    jobs = check_records(outcome.run_dir, {j.job_id for j in exp.jobs()})
+    outcome, jobs = run_while(exp, results, kill_browser)
+    assert killed
     _retried_once(jobs, "device")
     assert "disconnected" in jobs.loc[jobs["status"] == "failed", "error"].iloc[0] or \
            "closed" in jobs.loc[jobs["status"] == "failed", "error"].iloc[0]
@@ -91,17 +82,14 @@ def test_worker_process_killed_mid_job_is_recorded_and_a_new_worker_finishes_the
     killed: list[int] = []
 
     def kill_worker() -> None:
-        run_dir = _run_dir(results)
+        run_dir = run_dir_of(results)
         wait_for(lambda: parts(run_dir, "trials"), 120, "the first trials of the first job")
         pid = json.loads((run_dir / "manifest.json").read_text())["devices"]["native-lavapipe"]["pid"]
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
-    killer = in_background(kill_worker)
-    outcome = run_experiment(exp, RunOptions(results_dir=results, poll_s=0.2))
-    killer.join(5)
-    assert killer.error is None and killed
-    jobs = check_records(outcome.run_dir, {j.job_id for j in exp.jobs()})
+    outcome, jobs = run_while(exp, results, kill_worker)
+    assert killed
     _retried_once(jobs, "device")
     assert "worker process died" in jobs.loc[jobs["status"] == "failed", "error"].iloc[0]
     manifest = json.loads((outcome.run_dir / "manifest.json").read_text())

@@ -16,7 +16,7 @@ from farm.cli import main
 from farm.config.experiments import load_experiment
 from tests.projects import run_folders
 
-from .conftest import ROOT, alive, check_records, cmdline, descendants, kill_pids, needs_lavapipe, parts, wait_for
+from .conftest import ROOT, alive, check_records, cmdline, descendants, kill_pids, needs_lavapipe, parts, run_dir_of, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.native]
 
@@ -54,7 +54,7 @@ def test_driver_killed_mid_run_then_resume_completes_it_without_loss_or_duplicat
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started: list[int] = []
     try:
-        run_dir = wait_for(lambda: next(iter(results.glob("*/manifest.json")), None), 120, "the manifest").parent
+        run_dir = run_dir_of(results)
         wait_for(lambda: parts(run_dir, "jobs"), 180, "the first finished job")
         wait_for(lambda: _mid_job(run_dir), 120, "a job with some of its trials on disk")
         started = descendants(driver.pid)

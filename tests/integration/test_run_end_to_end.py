@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from farm.cli import main
-from tests.projects import make_project, run_folders
+from tests.projects import make_project, run_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow]
 
@@ -29,12 +29,7 @@ baselines: [tfjs-webgpu]
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    exp = make_project(tmp, "e2e", EXPERIMENT)
-    results = tmp / "results"
-    code = main(["run", str(exp), "--results-dir", str(results)])
-    runs = run_folders(results)
-    assert len(runs) == 1
-    return code, runs[0]
+    return run_cli(make_project(tmp, "e2e", EXPERIMENT), tmp / "results")
 
 
 def test_run_succeeds_and_writes_manifest(finished_run):

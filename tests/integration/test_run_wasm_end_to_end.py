@@ -7,8 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from farm.cli import main
-from tests.projects import make_project, run_folders
+from tests.projects import make_project, run_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.ray, pytest.mark.slow]
 
@@ -28,12 +27,7 @@ compare: {rounds: 2, samples: 3}
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e-wasm")
-    exp = make_project(tmp, "e2e-wasm", EXPERIMENT)
-    results = tmp / "results"
-    code = main(["run", str(exp), "--results-dir", str(results)])
-    runs = run_folders(results)
-    assert len(runs) == 1
-    return code, runs[0]
+    return run_cli(make_project(tmp, "e2e-wasm", EXPERIMENT), tmp / "results")
 
 
 def test_wasm_run_finishes_with_cpu_caps_in_the_manifest(finished_run):

@@ -9,13 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from farm.cli import main
 from jit_core.ops import MatMul
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES
 from jit_core.templates import get_template
 from jit_core.tuner import TuneOptions, tune
-from tests.projects import make_project, run_folders
+from tests.projects import make_project, run_cli
 
 OP = MatMul(16, 16, 16)  # six vec4 configs on lavapipe: every strategy finishes its search
 MEASURE = MeasureSpec(warmup=1, samples=3, min_sample_ms=1, max_reps=16)
@@ -48,10 +47,7 @@ compare: {rounds: 1, samples: 3}
 
 
 def _run(tmp: Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:
-    results = tmp / "results"
-    before = set(run_folders(results))
-    code = main(["run", str(tmp / "experiments" / "cache.yaml"), "--results-dir", str(results)])
-    (run_dir,) = set(run_folders(results)) - before
+    code, run_dir = run_cli(tmp / "experiments" / "cache.yaml", tmp / "results")
     return code, pd.read_parquet(run_dir / "jobs"), pd.read_parquet(run_dir / "trials")
 
 
