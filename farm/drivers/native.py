@@ -19,6 +19,7 @@ from jit_core.reference import prng_buffer
 from jit_core.timing import min_sample_span_ms, sample_spanning, warm_up
 
 from .base import DeviceDriver, DriverError, NativeOptions
+from .cffi_types import warm_cffi_types
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ class NativeDriver(DeviceDriver):
             from wgpu.backends.wgpu_native import _helpers
         except Exception as e:  # missing wheel or native library
             raise DriverError("infra", f"cannot import wgpu ({e}); install the `wgpu` package. {_FIX}") from e
+        warm_cffi_types(_helpers.ffi)
         if changed and getattr(_helpers, "_the_instance", None) is not None:
             log.warning("wgpu instance already exists in this process: env %s set too late to take effect", changed)
         self._wgpu = wgpu
