@@ -1,4 +1,4 @@
-"""Ray actors: one DeviceWorker per device, one Aggregator per run."""
+"""Ray actors: one DeviceWorker per device (here), one Aggregator per run (farm/scheduler/aggregator.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import socket
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -15,49 +14,13 @@ import ray
 from farm.config.devices import DeviceSpec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
-from farm.store.parquet import ParquetStore
 from farm.store.schema import SCHEMAS, device_state_row
 from farm.validity import merge
 from jit_core.templates import get_template
 
+from .aggregator import Aggregator  # noqa: F401 - re-exported: the run starts both from here
 from .job import DeviceContext, JobRunner
 from .outbox import Outbox
-
-
-class Aggregator:
-    """Receives records from every DeviceWorker and appends them to the run's Parquet store as
-    they arrive (one part per call). Also holds each device's live progress for the console.
-    Runs on the driver's node so results land where the user ran ``jitfarm run``."""
-
-    def __init__(self, run_dir: str):
-        self.store = ParquetStore(Path(run_dir))
-        self.progress: dict[str, dict[str, Any]] = {}
-        self.rows = 0
-
-    def append(self, table: str, rows: list[dict[str, Any]]) -> int:
-        self.store.append(table, rows)
-        self.rows += len(rows)
-        return self.rows
-
-    def append_many(self, batches: list[tuple[str, list[dict[str, Any]]]], device_id: str | None = None,
-                    progress: dict[str, Any] | None = None) -> int:
-        """``append`` each (table, rows) in order, then ``report`` the progress: what a worker's
-        outbox (farm/scheduler/outbox.py) sends in one call."""
-        for table, rows in batches:
-            self.append(table, rows)
-        if device_id is not None and progress:
-            self.report(device_id, progress)
-        return self.rows
-
-    def report(self, device_id: str, info: dict[str, Any]) -> None:
-        self.progress.setdefault(device_id, {}).update(info)
-
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        return {k: dict(v) for k, v in self.progress.items()}
-
-    def flush(self) -> int:
-        """Returns once every append sent before it by the same caller is on disk."""
-        return self.rows
 
 
 def job_context(ctx: DeviceContext, state: dict[str, Any]) -> DeviceContext:
