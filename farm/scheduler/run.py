@@ -129,9 +129,12 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
             ray.get(agg.append.remote("jobs", rows))
 
         offered = {d for n in cluster["nodes"] if n["alive"] for d in n["devices"]}
+        # jobs go ahead only to workers that can see this process (not through a ray:// client)
+        client = (options.address or "").startswith("ray://")
+        driver = (here, os.getpid()) if options.send_ahead and not client else None
         for dev in exp.devices:
             lanes[dev.id] = DeviceLane(dev, exp, run_id, [p for p in plan if p[0].device_id == dev.id],
-                                       make_actor, record, driver=(here, os.getpid()) if options.send_ahead else None)
+                                       make_actor, record, driver=driver)
         with Progress(TextColumn("{task.fields[device]}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                       TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=False) as progress:
