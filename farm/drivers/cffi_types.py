@@ -20,29 +20,39 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def warm_cffi_types(ffi: Any) -> int:
-    """Fill ``ffi``'s type cache with ``T *`` and ``T[]`` for each typedef it declares; returns
-    how many entries were added (0 when cffi's internals are not as expected)."""
+def warm_cffi_types(ffi: Any, extra: tuple[str, ...] = ()) -> int:
+    """Fill ``ffi``'s type cache with ``T *`` and ``T[]`` for each typedef it declares, and with
+    the type strings in ``extra`` (a second pass: one that does not parse spoils only that pass);
+    returns how many entries were added (0 when cffi's internals are not as expected)."""
     try:
-        parser, cache, lock = ffi._parser, ffi._parsed_types, ffi._lock
+        parser = ffi._parser
         names = sorted(n[len("typedef "):] for n in parser._declarations if n.startswith("typedef "))
-        decls = [d for n in names for d in (f"{n} *", f"{n}[]") if d not in cache]
+    except Exception as exc:  # noqa: BLE001 - an optimisation only; cffi parses lazily without it
+        log.debug("cffi type warm-up skipped: %s", exc)
+        return 0
+    return _fill(ffi, [d for n in names for d in (f"{n} *", f"{n}[]")]) + _fill(ffi, list(extra))
+
+
+def _fill(ffi: Any, decls: list[str]) -> int:
+    try:
+        parser, cache = ffi._parser, ffi._parsed_types
+        decls = [d for d in dict.fromkeys(decls) if d not in cache]
         if not decls:
             return 0
         # the same wrapper parse_type_and_quals uses, once per type, in one source
         source = "\n".join(f"void __warm{i}(\n{d}\n);" for i, d in enumerate(decls))
-        with lock:
-            ast = parser._parse(source)[0]
-            nodes = ast.ext[-len(decls):]
-            added = 0
+        with ffi._lock:
+            nodes = parser._parse(source)[0].ext[-len(decls):]
+            made = []
             for decl, node in zip(decls, nodes):
                 tp, _quals = parser._get_type_and_quals(node.type.args.params[0].type)
                 raw_function = tp.is_raw_function
                 if raw_function:
                     tp = tp.as_function_pointer()
-                cache.setdefault(decl, (ffi._get_cached_btype(tp), raw_function))
-                added += 1
-        return added
+                made.append((decl, (ffi._get_cached_btype(tp), raw_function)))
+            for decl, entry in made:
+                cache.setdefault(decl, entry)
+        return len(made)
     except Exception as exc:  # noqa: BLE001 - an optimisation only; cffi parses lazily without it
         log.debug("cffi type warm-up skipped: %s", exc)
         return 0

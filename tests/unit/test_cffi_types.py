@@ -36,6 +36,18 @@ def test_warmed_types_match_what_cffi_parses_on_first_use():
     assert warm_cffi_types(warm) == 0  # nothing left to add
 
 
+def test_extra_type_strings_are_warmed_too_and_one_that_does_not_parse_spoils_only_its_own_pass():
+    warm, cold = _ffi(), _ffi()
+    extra = ("uint8_t []", "void(Kind, void *)", "Outer const *")
+    assert warm_cffi_types(warm, extra) == 13
+    for decl in extra:  # cffi's own entry for each string, a function type included
+        cold._typeof(decl, consider_function_as_funcptr=True)
+        (mine, mine_raw), (theirs, theirs_raw) = warm._parsed_types[decl], cold._parsed_types[decl]
+        assert warm.getctype(mine) == cold.getctype(theirs) and mine_raw == theirs_raw
+    other = _ffi()
+    assert warm_cffi_types(other, ("uint8_t []", "NoSuchType *")) == 10  # the typedef pass still counts
+
+
 def test_warm_up_is_skipped_when_cffi_is_not_as_expected():
     class NotAnFFI:
         pass
