@@ -1,37 +1,43 @@
 """Orchestration overhead of the farm (goal: under 5%) and the round trips it pays per batch.
 
-    python bench/farm.py                      # quickstart (Chromium) + 200 tiny jobs (lavapipe) + round trips
-    python bench/farm.py --jobs 50 --skip-quickstart
+    python bench/farm.py                                  # all cases + round trips, this tree
+    python bench/farm.py --cases tiny real --jobs 50      # some cases, fewer jobs
+    python bench/farm.py --compare-with ../other-tree     # each case on that tree, then on this one
+
+Cases: ``quickstart`` (experiments/quickstart.yaml: SwiftShader in Chromium, 3 jobs), ``tiny``
+(200 tiny matmuls on lavapipe, ~100 ms of device time each: a stress case for the per-job cost)
+and ``real`` (200 transformer-shaped matmuls on lavapipe with a short tuning budget, ~1 s of
+device time each).
 
 Overhead = (wall - device busy) / wall, per device, where device busy is the time spent inside the
 driver's run_batch/run_baseline (jobs.device_busy_s) and wall is either the whole run (Ray start,
 device open and all jobs) or the jobs phase only (first job sent to the last job done). Host work
-of the tuner itself (space build, codegen, checks) counts as overhead there, so the same jobs also
+of the tuner itself (space build, codegen, checks) counts as overhead there, so the tiny jobs also
 run without Ray in this process, side by side: the difference is what the farm adds. Round
 trips: an actor call through Ray (the farm pays one per job), submitting one batch of
 trial records to the aggregator (one per batch, not awaited), and a one-candidate batch through each
 driver minus the time the device reports for it (compile + first run + samples).
+
+With ``--compare-with DIR`` every case runs twice in turn, in a fresh process each: first with the
+code of DIR (another checkout of this repository, e.g. the main branch), then with this tree's, so
+both see the same load; ratios are printed per case.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import pandas as pd  # noqa: E402
-
-from farm.config.experiments import load_experiment  # noqa: E402
-from farm.scheduler.run import RunOptions, run_experiment  # noqa: E402
-from farm.store.parquet import ParquetStore  # noqa: E402
+HERE = Path(__file__).resolve().parent.parent
+CASES = ("quickstart", "tiny", "real")
 
 TINY = """\
 name: farm-bench-{n}
@@ -44,8 +50,40 @@ measure: {{warmup: 0, samples: 1, min_sample_ms: 0.1, max_reps: 1}}
 compare: {{rounds: 1, samples: 1}}
 """
 
+# Transformer-shaped matmuls (tokens x model width / head / FFN sizes), scaled so lavapipe on a
+# busy 2-core machine spends about a second of device time on each job.
+REAL = """\
+name: farm-bench-real-{n}
+description: {n} transformer-shaped matmuls on lavapipe with a short tuning budget
+devices: [native-lavapipe]
+ops:
+{ops}
+tuner: {{strategy: random, budget_s: 30, max_evals: 6, batch_size: 3}}
+measure: {{warmup: 1, samples: 3, min_sample_ms: 5, max_reps: 32}}
+compare: {{rounds: 2, samples: 3}}
+"""
+REAL_M = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
+REAL_NK = ((32, 32), (32, 64), (64, 32), (64, 64), (64, 96), (96, 64), (96, 96), (64, 128), (128, 64), (96, 128),
+           (128, 96), (128, 128), (32, 128), (128, 32), (48, 64), (64, 48), (48, 96), (96, 48), (48, 128), (128, 48))
 
+
+def experiment_text(case: str, n: int, device_configs: Path) -> str:
+    if case == "tiny":
+        ops = [f"  - {{kind: matmul, M: {m}, N: 8, K: 8}}" for m in range(1, n + 1)]
+        text = TINY.format(n=n, ops="\n".join(ops))
+    else:
+        shapes = [(m, nn, k) for nn, k in REAL_NK for m in REAL_M][:n]
+        ops = [f"  - {{kind: matmul, M: {m}, N: {nn}, K: {k}}}" for m, nn, k in shapes]
+        text = REAL.format(n=n, ops="\n".join(ops))
+    return text + f"device_configs: {device_configs}\n"
+
+
+# ----------------------------------------------------------------------------- one case, in-process
 def overhead(run_dir: Path) -> list[dict]:
+    import pandas as pd
+
+    from farm.store.parquet import ParquetStore
+
     manifest = ParquetStore(run_dir).read_manifest()
     jobs = pd.read_parquet(run_dir / "jobs")
     out = []
@@ -56,24 +94,16 @@ def overhead(run_dir: Path) -> list[dict]:
         out.append({"device": dev, "jobs": int((rows["status"] == "ok").sum()), "attempts": len(rows),
                     "wall_s": wall, "ray_init_s": manifest["timing"]["ray_init_s"], "open_s": timing["open_s"],
                     "jobs_wall_s": phase, "busy_s": busy,
-                    "overhead_run": (wall - busy) / wall, "overhead_jobs": (phase - busy) / phase if phase else None})
+                    "overhead_run": (wall - busy) / wall, "overhead_jobs": (phase - busy) / phase if phase else None,
+                    "outside_ms": (phase - busy) / max(len(rows), 1) * 1000})
     return out
-
-
-def print_overhead(name: str, rows: list[dict]) -> None:
-    for r in rows:
-        per_job = (r["jobs_wall_s"] - r["busy_s"]) / max(r["attempts"], 1) * 1000
-        print(f"{name:<12} {r['device']:<28} jobs {r['jobs']:>3}/{r['attempts']:<3} wall {r['wall_s']:7.1f} s "
-              f"(Ray start {r['ray_init_s']:5.1f}, open {r['open_s']:5.1f}, jobs {r['jobs_wall_s']:7.1f}) "
-              f"busy {r['busy_s']:7.1f} s | overhead: whole run {100 * r['overhead_run']:5.1f}%, "
-              f"jobs phase {100 * r['overhead_jobs']:5.1f}% ({per_job:.1f} ms per job)")
 
 
 def direct(exp_path: Path, results: Path) -> dict:
     """The same jobs with JobRunner called in this process on an opened driver: no Ray, no records,
     the same kernel cache setting as the farm (a file under ``results``). What the farm adds per
     job is the difference between its jobs phase and this loop."""
-    from farm.config.experiments import resolve_cache
+    from farm.config.experiments import load_experiment, resolve_cache
     from farm.drivers import make_driver
     from farm.scheduler.job import DeviceContext, JobRunner
 
@@ -89,20 +119,65 @@ def direct(exp_path: Path, results: Path) -> dict:
         t0 = time.perf_counter()
         ok = sum(runner.run(job)["status"] == "ok" for job in exp.jobs())
         wall = time.perf_counter() - t0
-    return {"jobs": ok, "n": len(exp.jobs()), "wall_s": wall, "busy_s": runner.timer.busy_s}
+    return {"jobs": ok, "n": len(exp.jobs()), "wall_s": wall, "busy_s": runner.timer.busy_s,
+            "outside_ms": (wall - runner.timer.busy_s) / len(exp.jobs()) * 1000}
 
 
-def run(exp_path: Path, results: Path) -> Path:
-    outcome = run_experiment(load_experiment(exp_path), RunOptions(results_dir=results))
-    return outcome.run_dir
+def one_case(root: Path, case: str, n: int) -> dict:
+    """Run one case with the code under ``root`` (already first on sys.path)."""
+    from farm.config.experiments import load_experiment
+    from farm.scheduler.run import RunOptions, run_experiment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results"
+        if case == "quickstart":
+            exp = root / "experiments" / "quickstart.yaml"
+        else:
+            exp = Path(tmp) / "experiments" / f"{case}.yaml"
+            exp.parent.mkdir()
+            exp.write_text(experiment_text(case, n, root / "device_configs"))
+        out: dict = {"case": case, "load_start": os.getloadavg()[0]}
+        # the tiny jobs also run without Ray, before and after the farm (load drifts on a shared
+        # machine), each with a kernel cache file of its own, as a run has
+        if case == "tiny":
+            out["direct_before"] = direct(exp, Path(tmp) / "direct-before")
+        outcome = run_experiment(load_experiment(exp), RunOptions(results_dir=results))
+        out["devices"] = overhead(outcome.run_dir)
+        if case == "tiny":
+            out["direct_after"] = direct(exp, Path(tmp) / "direct-after")
+        out["load_end"] = os.getloadavg()[0]
+    return out
+
+
+# ------------------------------------------------------------------------------------ reporting
+def print_case(label: str, res: dict) -> None:
+    for r in res["devices"]:
+        print(f"{label:<24} jobs {r['jobs']:>3}/{r['attempts']:<3} wall {r['wall_s']:6.1f} s (Ray start "
+              f"{r['ray_init_s']:4.1f}, open {r['open_s']:4.1f}, jobs {r['jobs_wall_s']:6.1f}) busy {r['busy_s']:6.1f} s"
+              f" | overhead: run {100 * r['overhead_run']:5.1f}%, jobs phase {100 * r['overhead_jobs']:5.1f}% "
+              f"| {r['outside_ms']:6.1f} ms/job outside the device | load {res['load_start']:.1f}->{res['load_end']:.1f}")
+    if "direct_before" in res:
+        alone = statistics.mean(res[k]["outside_ms"] for k in ("direct_before", "direct_after"))
+        farm = res["devices"][0]["outside_ms"]
+        print(f"{'':<24} same jobs without Ray or records: {res['direct_before']['outside_ms']:.1f} / "
+              f"{res['direct_after']['outside_ms']:.1f} ms outside the device (before / after the farm): "
+              f"the farm adds {farm - alone:.1f} ms per job")
+
+
+def print_ratios(case: str, before: dict, after: dict) -> None:
+    b, a = before["devices"][0], after["devices"][0]
+    keys = (("wall_s", "wall"), ("ray_init_s", "Ray start"), ("open_s", "device open"),
+            ("jobs_wall_s", "jobs phase"), ("outside_ms", "outside/job"))
+    print(f"{case:<24} after/before: " + ", ".join(f"{name} {a[k] / b[k]:.2f}" for k, name in keys if b[k]))
 
 
 def round_trips(n: int) -> None:
     import ray
 
     from farm.config.devices import find_device
+    from farm.drivers import make_driver
     from farm.scheduler.actors import Aggregator
-
+    from jit_core.caps import DeviceCaps
     from jit_core.ops import MatMul
     from jit_core.protocol import MeasureSpec, make_batch
     from jit_core.reference import check_positions
@@ -131,16 +206,12 @@ def round_trips(n: int) -> None:
     print(f"ray actor call round trip        median {statistics.median(call):6.2f} ms (n={n})")
     print(f"submit one batch of 8 trial rows median {statistics.median(submit):6.3f} ms (n={n}, not awaited)")
 
-    from farm.drivers import make_driver
-
     op = MatMul(M=8, N=8, K=8)
     template = get_template("matmul-wgsl")
     measure = MeasureSpec(warmup=0, samples=1, min_sample_ms=0.1, max_reps=1)
     for dev_id in ("native-lavapipe", "local-chromium-swiftshader"):
-        spec = find_device(ROOT / "device_configs", dev_id, where="bench", key="device")
+        spec = find_device(HERE / "device_configs", dev_id, where="bench", key="device")
         with make_driver(spec) as drv:
-            from jit_core.caps import DeviceCaps
-
             caps = DeviceCaps.from_probe(drv.probe())
             kernel = template.render(op, template.space(op, caps).configs[0])
             batch = make_batch(op, [("c", kernel)], seed=1, measure=measure, check_positions=check_positions(op))
@@ -157,42 +228,50 @@ def round_trips(n: int) -> None:
                   f"reported by the device {statistics.median(extra):6.2f} ms (n={len(total)})")
 
 
+def in_subprocess(root: Path, case: str, n: int) -> dict:
+    """One case in a fresh Python process with ``root``'s code first on the path (Ray's workers
+    inherit PYTHONPATH)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as fh:
+        env = {**os.environ, "PYTHONPATH": str(root), "RAY_USAGE_STATS_ENABLED": "0"}
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--one", case,
+                        "--jobs", str(n), "--json", fh.name], check=True, cwd=root, env=env,
+                       stdout=subprocess.DEVNULL)
+        return json.loads(Path(fh.name).read_text())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", type=int, default=200, help="jobs in the tiny-op experiment (default 200)")
-    ap.add_argument("--skip-quickstart", action="store_true")
-    ap.add_argument("--n", type=int, default=200, help="repetitions of each round trip (default 200)")
+    ap.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    ap.add_argument("--jobs", type=int, default=200, help="jobs in the tiny and real cases (default 200)")
+    ap.add_argument("--n", type=int, default=200, help="repetitions of each round trip (default 200; 0: skip)")
+    ap.add_argument("--compare-with", type=Path, help="another checkout: run each case there first, then here")
+    ap.add_argument("--root", type=Path, default=HERE, help=argparse.SUPPRESS)
+    ap.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    root = args.root.resolve()
+    sys.path.insert(0, str(root))
+    if args.one:
+        args.json.write_text(json.dumps(one_case(root, args.one, args.jobs)))
+        return 0
     load0 = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp) / "results"
-        figures = []
-        if not args.skip_quickstart:
-            figures.append(("quickstart", overhead(run(ROOT / "experiments" / "quickstart.yaml", results))))
-        ops = "\n".join(f"  - {{kind: matmul, M: {m}, N: 8, K: 8}}" for m in range(1, args.jobs + 1))
-        exp = Path(tmp) / "experiments" / "tiny.yaml"
-        exp.parent.mkdir()
-        exp.write_text(TINY.format(n=args.jobs, ops=ops) + f"device_configs: {ROOT / 'device_configs'}\n")
-        # the reference runs before and after the farm (load drifts on a shared machine), each with
-        # a kernel cache file of its own, as a run has
-        before = direct(exp, Path(tmp) / "direct-before")
-        figures.append((f"{args.jobs} tiny", overhead(run(exp, results))))
-        after = direct(exp, Path(tmp) / "direct-after")
-    print()
-    for name, rows in figures:
-        print_overhead(name, rows)
-    farm = figures[-1][1][0]
-    farm_host = (farm["jobs_wall_s"] - farm["busy_s"]) / farm["attempts"] * 1000
-    for name, alone in (("before", before), ("after", after)):
-        host = (alone["wall_s"] - alone["busy_s"]) / alone["n"] * 1000
-        print(f"same {alone['n']} jobs without Ray or records, {name} the farm: {alone['wall_s'] / alone['n'] * 1000:.1f} ms "
-              f"per job, {host:.1f} ms of it outside the device (space build, codegen, checks)")
-    host = statistics.mean((a["wall_s"] - a["busy_s"]) / a["n"] * 1000 for a in (before, after))
-    print(f"outside the device per job: farm {farm_host:.1f} ms vs {host:.1f} ms alone (mean of both): Ray, records "
-          f"and scheduling add {farm_host - host:.1f} ms per job = {100 * (farm_host - host) / (farm['jobs_wall_s'] / farm['attempts'] * 1000):.1f}% "
-          "of the farm's jobs phase")
-    round_trips(args.n)
+    t0 = time.time()
+    results: list[tuple[str, dict, dict | None]] = []
+    for case in args.cases:
+        before = in_subprocess(args.compare_with.resolve(), case, args.jobs) if args.compare_with else None
+        after = in_subprocess(root, case, args.jobs)
+        results.append((case, after, before))
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M', time.localtime(t0))} to {time.strftime('%H:%M')}, "
+          f"jobs per case: {args.jobs}" + (f", before: {args.compare_with}" if args.compare_with else ""))
+    for case, after, before in results:
+        if before is not None:
+            print_case(f"{case} (before)", before)
+        print_case(f"{case}" + (" (after)" if before is not None else ""), after)
+        if before is not None:
+            print_ratios(case, before, after)
+    if args.n:
+        round_trips(args.n)
     print("load average (1, 5, 15 min) at start {:.1f} {:.1f} {:.1f}, at end {:.1f} {:.1f} {:.1f}".format(*load0, *os.getloadavg()))
     return 0
 

@@ -9,7 +9,6 @@ from jit_core.ops import OpSpec
 from jit_core.protocol import op_buffers
 from jit_core.reference import INPUT_STREAMS
 
-from .onnx_models import model_spec
 
 
 @dataclass(frozen=True)
@@ -57,5 +56,7 @@ def baseline_spec(name: str, op: OpSpec, *, seed: int, measure: dict[str, Any], 
         "device": device if b.gpu else "own",
     }
     if b.library == "ort":
+        from .onnx_models import model_spec  # onnx costs a second of import in every worker that never runs ORT
+
         spec["model"] = model_spec(op, graph)
     return spec

@@ -19,6 +19,7 @@ from jit_core.reference import prng_buffer
 from jit_core.timing import min_sample_span_ms, sample_spanning, warm_up
 
 from .base import DeviceDriver, DriverError, NativeOptions
+from .cffi_types import warm_cffi_types
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,15 @@ _RAISED_LIMITS = (
     "max-compute-workgroups-per-dimension",
     "max-storage-buffer-binding-size",
     "max-buffer-size",
+)
+# Type strings wgpu 0.32's bindings ask cffi for besides "T *" and "T[]" of a typedef (callbacks,
+# casts, byte arrays), seen in a run of this driver; parsed up front with those (cffi_types.py).
+_WGPU_TYPES = (
+    "char []", "uint8_t []", "uint32_t []", "uint8_t *", "intptr_t", "uintptr_t", "WGPUChainedStruct * ",
+    "void(WGPUDevice const *, WGPUDeviceLostReason, WGPUStringView, void *, void *)",
+    "void(WGPUDevice const *, WGPUErrorType, WGPUStringView, void *, void *)",
+    "void(WGPURequestDeviceStatus, WGPUDevice, WGPUStringView, void *, void *)",
+    "void(WGPUMapAsyncStatus, WGPUStringView, void *, void *)",
 )
 _OPTIONAL_FEATURES = ("timestamp-query", "shader-f16")
 _POWER_RANK = {
@@ -203,6 +213,7 @@ class NativeDriver(DeviceDriver):
             from wgpu.backends.wgpu_native import _helpers
         except Exception as e:  # missing wheel or native library
             raise DriverError("infra", f"cannot import wgpu ({e}); install the `wgpu` package. {_FIX}") from e
+        warm_cffi_types(_helpers.ffi, _WGPU_TYPES)
         if changed and getattr(_helpers, "_the_instance", None) is not None:
             log.warning("wgpu instance already exists in this process: env %s set too late to take effect", changed)
         self._wgpu = wgpu

@@ -1,4 +1,4 @@
-"""Ray actors: one DeviceWorker per device, one Aggregator per run."""
+"""Ray actors: one DeviceWorker per device (here), one Aggregator per run (farm/scheduler/aggregator.py)."""
 
 from __future__ import annotations
 
@@ -15,49 +15,29 @@ import ray
 from farm.config.devices import DeviceSpec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
-from farm.store.parquet import ParquetStore
 from farm.store.schema import SCHEMAS, device_state_row
 from farm.validity import merge
 from jit_core.templates import get_template
 
+from .aggregator import Aggregator  # noqa: F401 - re-exported: the run starts both from here
 from .job import DeviceContext, JobRunner
+from .lanes import NOT_STARTED
 from .outbox import Outbox
 
 
-class Aggregator:
-    """Receives records from every DeviceWorker and appends them to the run's Parquet store as
-    they arrive (one part per call). Also holds each device's live progress for the console.
-    Runs on the driver's node so results land where the user ran ``jitfarm run``."""
-
-    def __init__(self, run_dir: str):
-        self.store = ParquetStore(Path(run_dir))
-        self.progress: dict[str, dict[str, Any]] = {}
-        self.rows = 0
-
-    def append(self, table: str, rows: list[dict[str, Any]]) -> int:
-        self.store.append(table, rows)
-        self.rows += len(rows)
-        return self.rows
-
-    def append_many(self, batches: list[tuple[str, list[dict[str, Any]]]], device_id: str | None = None,
-                    progress: dict[str, Any] | None = None) -> int:
-        """``append`` each (table, rows) in order, then ``report`` the progress: what a worker's
-        outbox (farm/scheduler/outbox.py) sends in one call."""
-        for table, rows in batches:
-            self.append(table, rows)
-        if device_id is not None and progress:
-            self.report(device_id, progress)
-        return self.rows
-
-    def report(self, device_id: str, info: dict[str, Any]) -> None:
-        self.progress.setdefault(device_id, {}).update(info)
-
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        return {k: dict(v) for k, v in self.progress.items()}
-
-    def flush(self) -> int:
-        """Returns once every append sent before it by the same caller is on disk."""
-        return self.rows
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: the signal check is all there is
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def job_context(ctx: DeviceContext, state: dict[str, Any]) -> DeviceContext:
@@ -79,6 +59,10 @@ class DeviceWorker:
     and all are on disk once ``close()`` returns. Records go out coalesced: at the latest with the
     job's ``jobs`` row, else every ``Outbox.interval_s`` (a worker killed mid-job loses at most that
     much of its trials). Retries, timeouts and quarantine are the caller's (farm/scheduler/lanes.py).
+
+    ``run_job(job, attempt, ahead_of=PID)`` is a job sent ahead, queued while the one before it ran:
+    it starts only if the job before it in this worker ended ok and process PID (the driver, on this
+    node) still runs; otherwise it returns ``{"status": "not-started"}`` and records nothing.
     """
 
     def __init__(self, device: DeviceSpec, experiment: ExperimentSpec, run_id: str, aggregator: Any):
@@ -87,6 +71,7 @@ class DeviceWorker:
         self.runner: JobRunner | None = None
         self.attempt = 1
         self.ctx: DeviceContext | None = None
+        self.last_ok = False  # did the last job run here end ok (a job sent ahead starts only then)
         # records and progress go out coalesced (one Ray call per job for short jobs), in order
         self.outbox = Outbox(self._send)
 
@@ -110,6 +95,7 @@ class DeviceWorker:
         ctx = DeviceContext.from_probe(self.device.id, probe, self.device.caps_overrides, self.device.tags)
         self.ctx = ctx
         self.runner = JobRunner(self.driver, ctx, self.exp, self.run_id, self._emit, self._progress)
+        self.last_ok = True
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
                 "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions(),
@@ -127,8 +113,11 @@ class DeviceWorker:
     def _send(self, batches: list[tuple[str, list[dict[str, Any]]]], progress: dict[str, Any] | None) -> None:
         self.aggregator.append_many.remote(batches, self.device.id, progress)
 
-    def run_job(self, job: JobSpec, attempt: int = 1) -> dict[str, Any]:
+    def run_job(self, job: JobSpec, attempt: int = 1, ahead_of: int | None = None) -> dict[str, Any]:
         assert self.runner is not None, "open() first"
+        if ahead_of is not None and not (self.last_ok and process_alive(ahead_of)):
+            return {"job_id": job.job_id, "attempt": attempt, "status": NOT_STARTED}
+        self.last_ok = False
         self.attempt = attempt
         try:
             state = self.driver.before_job()
@@ -143,6 +132,7 @@ class DeviceWorker:
             summary = self._failed(job, "harness", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
         # Not awaited: Ray runs one caller's actor tasks in order, so the job's record lands after
         # its trials and measurements; a record of a job that is on disk has all its rows on disk.
+        self.last_ok = summary.get("status") == "ok"
         return summary
 
     def _failed(self, job: JobSpec, error_class: str, message: str) -> dict[str, Any]:

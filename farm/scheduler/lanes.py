@@ -5,6 +5,14 @@ the calls that finished; the lane applies the fault policy (farm/scheduler/fault
 timeout (the worker is killed and replaced), retries per failure class on the same device after
 reopening its driver, quarantine after a streak of failed jobs. Every attempt leaves one record
 in the ``jobs`` table, written by the worker or, when the worker could not, by the lane.
+
+While a job runs, the lane sends the next one ahead, so the worker starts it without waiting for a
+round trip through this process. A job sent ahead starts only if the job before it ended ok and
+the driver process still runs (the worker checks both; farm/scheduler/actors.py); otherwise it
+returns "not-started" without a record. The lane takes such a job back (to the front of its
+queue, after any retry) whenever the job before it failed, hung or lost its worker, so a job sent
+ahead is either run once as planned or not at all. Jobs are sent ahead only to a worker on the
+driver's own node, where it can see the driver's process.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ class _InFlight:
     attempt: int = 0
 
 
+NOT_STARTED = "not-started"  # the status a job sent ahead returns when it was not run
+
+
 class DeviceLane:
     """Drives one device through its jobs. Contract: ``start()`` once; then ``step(ready, now)``
     after every wait with the set of refs that finished (``refs()`` lists the ones to wait on)
@@ -40,7 +51,8 @@ class DeviceLane:
     job given to the lane ends with at least one ``jobs`` record (status ok, failed or skipped)."""
 
     def __init__(self, device: DeviceSpec, exp: ExperimentSpec, run_id: str, plan: list[tuple[JobSpec, int]],
-                 make_actor: Callable[[DeviceSpec], Any], record: Record):
+                 make_actor: Callable[[DeviceSpec], Any], record: Record, *,
+                 driver: tuple[str, int] | None = None):
         self.device, self.exp, self.run_id = device, exp, run_id
         self.queue: collections.deque[tuple[JobSpec, int]] = collections.deque(plan)
         self.total = len(plan)
@@ -49,6 +61,10 @@ class DeviceLane:
         self.health = DeviceHealth(self.policy)
         self.actor: Any = None
         self.flight: _InFlight | None = None
+        # the next job, sent while ``flight`` runs; only to a worker on ``driver``'s node (node id, PID)
+        self.ahead: _InFlight | None = None
+        self.driver = driver
+        self.taken_back = 0
         self.info: dict[str, Any] = {}
         self.open_failures = 0
         self.done = 0
@@ -110,6 +126,7 @@ class DeviceLane:
         elif flight.kind == "job" and now - flight.t0 > self.policy.job_timeout_s:
             self.flight = None
             self._kill()
+            self._take_back()
             assert flight.job is not None
             self._attempt_failed(flight.job, flight.attempt, "device",
                                  f"hang: the job ran past faults.job_timeout_s={self.policy.job_timeout_s:g} s; "
@@ -136,13 +153,35 @@ class DeviceLane:
             self._quarantine(cls, f"could not open the device ({self.open_failures}x): {msg}")
 
     def _next(self) -> None:
-        if not self.queue:
+        if self.ahead is not None:  # already sent; it started when the job before it ended
+            self.flight, self.ahead = self.ahead, None
+            self.flight.t0 = time.monotonic()
+        elif not self.queue:
             self.finished = True
             self.t_end = time.monotonic()
             return
+        else:
+            job, attempt = self.queue.popleft()
+            self.t_first_job = self.t_first_job or time.monotonic()
+            self.flight = _InFlight("job", self.actor.run_job.remote(job, attempt), time.monotonic(), job, attempt)
+        self._send_ahead()
+
+    def _send_ahead(self) -> None:
+        if (self.ahead is not None or not self.queue or self.driver is None
+                or self.info.get("node_id") != self.driver[0]):
+            return
         job, attempt = self.queue.popleft()
-        self.t_first_job = self.t_first_job or time.monotonic()
-        self.flight = _InFlight("job", self.actor.run_job.remote(job, attempt), time.monotonic(), job, attempt)
+        ref = self.actor.run_job.remote(job, attempt, ahead_of=self.driver[1])
+        self.ahead = _InFlight("job", ref, time.monotonic(), job, attempt)
+
+    def _take_back(self) -> None:
+        """The job before the one sent ahead did not end ok: the worker will not start (or, its
+        process gone, cannot run) the one sent ahead; it goes back to the front of the queue."""
+        if self.ahead is not None:
+            assert self.ahead.job is not None
+            self.queue.appendleft((self.ahead.job, self.ahead.attempt))
+            self.ahead = None
+            self.taken_back += 1
 
     def _job_returned(self, flight: _InFlight) -> None:
         assert flight.job is not None
@@ -151,15 +190,26 @@ class DeviceLane:
         except Exception as exc:  # noqa: BLE001 - the worker died: a record, then a new worker
             cls, msg = classify_exception(exc)
             self._kill()
+            self._take_back()
             self._attempt_failed(flight.job, flight.attempt, cls, msg, written=False, actor_dead=True)
+            return
+        if summary.get("status") == NOT_STARTED:  # sent ahead, not run: send it again, as a plain call
+            self._take_back()
+            self.queue.appendleft((flight.job, flight.attempt))
+            self._next_plain()
             return
         if summary.get("status") == "ok":
             self.health.succeeded()
             self.done += 1
             self._next()
             return
+        self._take_back()
         self._attempt_failed(flight.job, flight.attempt, summary.get("error_class") or "harness",
                              summary.get("error") or "failed", written=True, actor_dead=False)
+
+    def _next_plain(self) -> None:
+        job, attempt = self.queue.popleft()
+        self.flight = _InFlight("job", self.actor.run_job.remote(job, attempt), time.monotonic(), job, attempt)
 
     def _attempt_failed(self, job: JobSpec, attempt: int, cls: str, msg: str, *, written: bool,
                         actor_dead: bool) -> None:
@@ -207,7 +257,7 @@ class DeviceLane:
             return b - a if a is not None and b is not None else None
 
         return {"open_s": span(self.t_spawn, self.t_first_job), "jobs_wall_s": span(self.t_first_job, self.t_end),
-                "restarts": self.restarts, "failed_attempts": self.failed_attempts}
+                "restarts": self.restarts, "failed_attempts": self.failed_attempts, "taken_back": self.taken_back}
 
     # -------------------------------------------------------------------------------- progress
     def describe(self, live: dict[str, Any]) -> str:

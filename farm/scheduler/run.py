@@ -27,7 +27,8 @@ from .resume import plan_resume
 @dataclass(frozen=True)
 class RunOptions:
     """``address``: None for local embedded Ray, else 'auto' or a cluster address ('ray://host:10001',
-    'host:6379'). ``resume``: the id of a run under ``results_dir`` to complete instead of starting a
+    'host:6379'). ``send_ahead``: send each device's next job while one runs (farm/scheduler/lanes.py).
+    ``resume``: the id of a run under ``results_dir`` to complete instead of starting a
     new one. ``replay_of``: the run this one replays (recorded in the manifest). ``runtime_env``:
     passed to ``ray.init`` (e.g. a ``worker_process_setup_hook``)."""
 
@@ -37,6 +38,7 @@ class RunOptions:
     resume: str | None = None
     replay_of: str | None = None
     runtime_env: dict[str, Any] | None = None
+    send_ahead: bool = True
 
 
 @dataclass
@@ -127,9 +129,12 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
             ray.get(agg.append.remote("jobs", rows))
 
         offered = {d for n in cluster["nodes"] if n["alive"] for d in n["devices"]}
+        # jobs go ahead only to workers that can see this process (not through a ray:// client)
+        client = (options.address or "").startswith("ray://")
+        driver = (here, os.getpid()) if options.send_ahead and not client else None
         for dev in exp.devices:
             lanes[dev.id] = DeviceLane(dev, exp, run_id, [p for p in plan if p[0].device_id == dev.id],
-                                       make_actor, record)
+                                       make_actor, record, driver=driver)
         with Progress(TextColumn("{task.fields[device]}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                       TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=False) as progress:
@@ -139,6 +144,8 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
                            f"no Ray node offers the resource device:{dev_id}. Fix: on the host the device is "
                            f"attached to, run `ray start --address <head> --resources '{{\"device:{dev_id}\": 1}}'`")
             devices_seen: dict[str, Any] = {}
+            snap: dict[str, Any] = {}
+            snap_at = 0.0
             while not all(lane.finished for lane in lanes.values()):
                 refs = [r for lane in lanes.values() for r in lane.refs()]
                 ready: list[Any] = []
@@ -149,7 +156,9 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
                 now = time.monotonic()
                 for lane in lanes.values():
                     lane.step(set(ready), now)
-                snap = ray.get(agg.snapshot.remote())
+                # the live text at most every poll_s (a call to the aggregator each); counts at once
+                if now - snap_at >= options.poll_s or all(lane.finished for lane in lanes.values()):
+                    snap_at, snap = now, ray.get(agg.snapshot.remote())
                 for dev_id, lane in lanes.items():
                     progress.update(tasks[dev_id], completed=lane.done, description=lane.describe(snap.get(dev_id, {})))
                 devices_now = {d: lane.info for d, lane in lanes.items() if lane.info}

@@ -6,12 +6,14 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow.parquet as pq
 
 from .schema import FORMAT_VERSION, SCHEMAS, to_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -77,6 +79,8 @@ class ParquetStore:
         return path
 
     def read(self, table: str) -> pd.DataFrame:
+        import pandas as pd  # here, not at the top: the aggregator only appends (pandas costs seconds to import)
+
         folder = self.run_dir / table
         parts = sorted(folder.glob("part-*.parquet")) if folder.exists() else []
         if not parts:

@@ -1,8 +1,12 @@
-"""A test-only template: ``matmul-wgsl`` except for ops with M == 7, whose every config renders a
-kernel that never finishes (unbounded WGSL loops). Registered in the test process and, through
-Ray's ``worker_process_setup_hook``, in every worker of the run."""
+"""Test-only templates: ``matmul-wgsl`` except for ops with M == 7, whose every config renders a
+kernel that never finishes (unbounded WGSL loops), and ``matmul-wgsl`` except for ops with M == 5,
+whose every config renders WGSL that does not compile (the job fails with class kernel).
+Registered in the test process and, through Ray's ``worker_process_setup_hook``, in every worker
+of the run."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from jit_core.ops import OpSpec
 from jit_core.protocol import KernelSource
@@ -10,6 +14,7 @@ from jit_core.space import Config
 from jit_core.templates import TEMPLATES, MatmulWGSL
 
 SPIN_M = 7
+BROKEN_M = 5
 
 # llvmpipe (lavapipe) cuts every shader invocation's loops off after 65535 iterations in all
 # (nested loops included), so an unbounded loop alone ends, with a wrong result, in milliseconds.
@@ -38,5 +43,18 @@ class SpinOnM7(MatmulWGSL):
         return super().render(op, config)
 
 
+class BrokenOnM5(MatmulWGSL):
+    """matmul-wgsl, but no config of an op with M == 5 compiles."""
+
+    name = "test-broken-on-m5"
+
+    def render(self, op: OpSpec, config: Config) -> KernelSource:
+        source = super().render(op, config)
+        if op.M == BROKEN_M:
+            return dataclasses.replace(source, code=source.code + "\nthis is not WGSL;\n")
+        return source
+
+
 def register() -> None:
     TEMPLATES[SpinOnM7.name] = SpinOnM7
+    TEMPLATES[BrokenOnM5.name] = BrokenOnM5
