@@ -2,6 +2,7 @@
 
     python bench/kernels.py --device native-lavapipe --shapes small
     python bench/kernels.py --device native-vulkan-gpu --shapes gpu --cublas      # on a GPU machine
+    python bench/kernels.py --device local-chromium-lavapipe --baselines tfjs-webgpu,ort-webgpu
 
 For each shape and template it tunes the template's whole lite space (exhaustive, in the space's
 prior order) and reports:
@@ -11,7 +12,12 @@ prior order) and reports:
   thread, 32x32 tile in workgroup memory), timed in the same run;
 - best of all: the best template for the shape (templates that do not apply, e.g. GEMV for M > 8,
   are skipped);
-- cublas: torch.matmul fp32 (TF32 off) with CUDA events, when ``--cublas`` is given.
+- cublas: torch.matmul fp32 (TF32 off) with CUDA events, when ``--cublas`` is given;
+- with ``--baselines tfjs-webgpu,ort-webgpu`` (browser devices): the best kernel of the shape and
+  each baseline library's matmul, interleaved A B C for ``--rounds`` rounds in the same page, same
+  inputs, same wall-clock timer layer (the farm's comparison, ``JobRunner.compare``), in a second
+  table: pooled medians, each baseline's time over ours, and the geomean of those ratios over
+  the shapes.
 Records go to ``results/<run_id>/`` like any run (trials, measurements, jobs, manifest), and the
 table goes to stdout and, with ``--summary``, to a Markdown file. Needs no Ray and no browser for
 native devices, so it runs on a GPU server with only numpy, pandas, pyarrow, pyyaml and wgpu.
@@ -29,9 +35,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from farm.baselines.catalog import CATALOG  # noqa: E402
 from farm.config.devices import find_device  # noqa: E402
+from farm.config.experiments import CompareSpec, ExperimentSpec, JobSpec, TunerSpec  # noqa: E402
 from farm.drivers import make_driver  # noqa: E402
-from farm.scheduler.job import DeviceContext, trial_row  # noqa: E402
+from farm.scheduler.job import DeviceContext, JobRunner, trial_row  # noqa: E402
 from farm.scheduler.manifest import git_state, new_run_id, package_versions  # noqa: E402
 from farm.store.parquet import ParquetStore  # noqa: E402
 from jit_core.ops import MatMul  # noqa: E402
@@ -39,6 +47,8 @@ from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
 from jit_core.reference import check_outputs, check_positions  # noqa: E402
 from jit_core.space import Config  # noqa: E402
 from jit_core.templates import TEMPLATES, MatmulVec4WGSL, get_template  # noqa: E402
+from farm.analysis.stats import geomean  # noqa: E402
+from jit_core.timing import median  # noqa: E402
 from jit_core.tuner import TrialRecord, TuneOptions, tune  # noqa: E402
 
 # (label, M, N, K). Transformer layers: BART-base d=768/FFN 3072, T5-small d=512/FFN 2048,
@@ -134,6 +144,41 @@ def pick_at(trials: list[TrialRecord], budget_s: float) -> TrialRecord | None:
     return min(ok, key=lambda t: t.median_ms) if ok else None
 
 
+def pooled_medians(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median of the pooled samples of each implementation's correct measurements."""
+    pooled: dict[str, list[float]] = {}
+    for r in rows:
+        if r["ok"] and r["check_ok"]:
+            pooled.setdefault(r["impl"], []).extend(r["samples_ms"])
+    return {impl: median(xs) for impl, xs in pooled.items() if xs}
+
+
+def versus_cells(entry: tuple[str, MatMul, dict[str, float]], baselines: list[str]) -> list[str]:
+    label, op, med = entry
+    f = lambda x: f"{x:.4f}" if x else "failed"  # noqa: E731
+    cells = [label, f"{op.M}x{op.N}x{op.K}", f(med.get("jit"))]
+    for b in baselines:
+        cells += [f(med.get(b)), f"{med[b] / med['jit']:.2f}x" if b in med and "jit" in med else "-"]
+    return cells
+
+
+def versus_table(versus: list[tuple[str, MatMul, dict[str, float]]], baselines: list[str],
+                 args: argparse.Namespace) -> str:
+    """Ours against each baseline per shape, and the geomean of the ratios (shapes where both ran)."""
+    head = ["shape", "MxNxK", "ours ms"] + [c for b in baselines for c in (f"{b} ms", f"{b} / ours")]
+    out = [f"Baselines: the best kernel of each shape and each library's matmul, {args.rounds} interleaved rounds "
+           f"of {args.samples} wall-clock samples (each >= {args.min_sample_ms} ms) in the same page; medians of "
+           "the pooled samples, ratio = baseline / ours (above 1: ours is faster).", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(versus_cells(e, baselines)) + " |" for e in versus]
+    geo = ["**geomean**", f"{len(versus)} shapes", "-"]
+    for b in baselines:
+        ratios = [m[b] / m["jit"] for _, _, m in versus if b in m and "jit" in m]
+        geo += ["-", f"**{geomean(ratios):.2f}x** (n={len(ratios)})" if ratios else "-"]
+    out.append("| " + " | ".join(geo) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", required=True, help="device id in device_configs/")
@@ -153,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-threads", type=int, default=None,
                    help="lift nnJIT's 256-thread cap of matmul-wgsl-vec4 to this (up to the adapter's limit)")
     p.add_argument("--cublas", action="store_true", help="time torch.matmul fp32 (TF32 off) in the same run")
+    p.add_argument("--baselines", default="",
+                   help="comma-separated baseline libraries timed against the best kernel of each shape, "
+                        "e.g. tfjs-webgpu,ort-webgpu (browser devices)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the baseline comparison")
     p.add_argument("--results-dir", default=str(ROOT / "results"))
     p.add_argument("--summary", default=None, help="also write the table as Markdown here")
     args = p.parse_args(argv)
@@ -162,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         keep = set(args.only.split(","))
         shapes = [s for s in shapes if s[0] in keep or f"{s[1]}x{s[2]}x{s[3]}" in keep]
     device = find_device(Path(args.devices_dir), args.device, where="--device", key="device")
+    baselines = [b for b in args.baselines.split(",") if b]
+    unknown = [b for b in baselines if b not in CATALOG]
+    if unknown:
+        p.error(f"--baselines: unknown {unknown}; known: {', '.join(CATALOG)}")
+    if baselines and device.driver == "native":
+        p.error(f"--baselines: {device.id} is a native device; baselines run in a browser device's page")
     run_id = new_run_id(f"bench-kernels-{args.device}")
     store = ParquetStore(Path(args.results_dir) / run_id)
     manifest: dict[str, Any] = {"run_id": run_id, "status": "running", "command": sys.argv,
@@ -171,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     measure = MeasureSpec(warmup=args.warmup, warmup_ms=args.warmup_ms, samples=args.samples, min_sample_ms=args.min_sample_ms, max_reps=256,
                           timeout_ms=60000)
     lines: list[str] = []
+    versus: list[tuple[str, MatMul, dict[str, float]]] = []  # (label, op, pooled median ms per impl)
+    exp = ExperimentSpec(name="bench-kernels", file="bench/kernels.py", description="", devices=(device,), ops=(),
+                         seed=1, tuner=TunerSpec(template=MatmulVec4WGSL.name), measure=measure,
+                         compare=CompareSpec(rounds=args.rounds, samples=args.samples), baselines=tuple(baselines))
     t_run = time.perf_counter()
     shown = [Path(a).name if a.startswith("/") else a for a in sys.argv[1:]]
     cmd = "python bench/kernels.py " + " ".join(f'"{a}"' if " " in a else a for a in shown)
@@ -215,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                                                "impl": "tfjs-like-config", "library": "jitfarm",
                                                "config": TFJS_LIKE.key(), "ok": True, "check_ok": True,
                                                "samples_ms": tfjs_like[1], "median_ms": tfjs_like[0]}])
-            shape_best: list[tuple[float, float | None, str]] = []
+            shape_best: list[tuple[float, float | None, str, Any, TrialRecord]] = []
             for name in args.templates.split(","):
                 tpl = get_template(name)
                 if args.max_threads and name == MatmulVec4WGSL.name:
@@ -244,14 +303,29 @@ def main(argv: list[str] | None = None) -> int:
                                        "best_tune_ms": best.median_ms if best else None, "tune_s": res.elapsed_s}])
                 bms = best.median_ms if best else None
                 if bms:
-                    shape_best.append((bms, pick.median_ms if pick else None, name))
+                    shape_best.append((bms, pick.median_ms if pick else None, name, tpl, best))
                 emit(row_cells(label, op, name, str(res.space_size), best.config_key if best else "none passed",
                                bms, pick.median_ms if pick else None, tfjs_like, ref))
             if len(shape_best) > 1:
-                bms, _, name = min(shape_best)
-                picks = [p for _, p, _ in shape_best if p is not None]
+                bms, _, name, _, _ = min(shape_best, key=lambda x: x[0])
+                picks = [x[1] for x in shape_best if x[1] is not None]
                 emit(row_cells(label, op, "**best of all**", "-", name, bms, min(picks) if picks else None,
                                tfjs_like, ref))
+            if baselines and shape_best:
+                _, _, _, tpl, best = min(shape_best, key=lambda x: x[0])
+                rows_cmp: list[dict[str, Any]] = []
+
+                def keep(table: str, batch: list[dict[str, Any]]) -> None:
+                    store.append(table, batch)
+                    rows_cmp.extend(batch)
+
+                runner = JobRunner(driver, ctx, exp, run_id, keep)
+                runner.compare(JobSpec(f"{device.id}/{op.key()}/compare", device.id, op, label), tpl, best)
+                versus.append((label, op, pooled_medians(rows_cmp)))
+                print(f"  vs baselines: {versus_cells(versus[-1], baselines)}", flush=True)
+        if versus:
+            lines.extend(["", versus_table(versus, baselines, args)])
+            print(lines[-1], flush=True)
     wall = time.perf_counter() - t_run
     store.update_manifest(status="finished", wall_s=wall)
     footer = f"\n{len(shapes)} shapes in {wall:.0f} s; records in {store.run_dir}"

@@ -94,6 +94,9 @@ def cpu_facts(arch: str, platform: str) -> CpuFacts:
 
 _CPU_NAMES = ("swiftshader", "llvmpipe", "lavapipe", "microsoft basic render")
 _OVERRIDE_KEYS = ("regs_per_thread", "subgroup_width", "execution_model", "simd_registers", "l1_bytes")
+# The adapter's identity, for browsers that report none (Chromium's compatibility adapters): the
+# vendor table is looked up again with it, before the facts above are overridden.
+_IDENTITY_KEYS = ("vendor", "architecture")
 
 
 def vendor_facts(vendor: str, architecture: str) -> VendorFacts:
@@ -160,8 +163,8 @@ class DeviceCaps:
     def from_probe(probe: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "DeviceCaps":
         """Build caps from a Probe JSON (keys ``adapter``, ``limits``, ``features``); limit names may
         be camelCase (browser) or kebab-case (wgpu-py). ``overrides`` (from a device YAML) replace
-        the vendor-table values; keys other than regs_per_thread, subgroup_width,
-        execution_model, simd_registers and l1_bytes raise ValueError. A probe without WebGPU is
+        the vendor-table values (``with_overrides``); keys other than vendor, architecture,
+        regs_per_thread, subgroup_width, execution_model, simd_registers and l1_bytes raise ValueError. A probe without WebGPU is
         accepted only when its ``wasm`` section reports SIMD128 (caps for WASM kernels only)."""
         wasm = probe.get("wasm") or {}
         has_webgpu = probe.get("webgpu") is not False
@@ -209,11 +212,21 @@ class DeviceCaps:
         return caps.with_overrides(overrides) if overrides else caps
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "DeviceCaps":
-        """A copy with vendor facts replaced; unknown keys raise ValueError naming them."""
-        unknown = sorted(set(overrides) - set(_OVERRIDE_KEYS))
+        """A copy with vendor facts replaced; ``vendor`` / ``architecture`` replace the adapter's
+        identity and take that vendor-table entry's facts first. Unknown keys raise ValueError naming
+        them."""
+        allowed = _IDENTITY_KEYS + _OVERRIDE_KEYS
+        unknown = sorted(set(overrides) - set(allowed))
         if unknown:
-            raise ValueError(f"unknown caps override key(s) {unknown}; allowed: {list(_OVERRIDE_KEYS)}")
-        return replace(self, **dict(overrides))
+            raise ValueError(f"unknown caps override key(s) {unknown}; allowed: {list(allowed)}")
+        caps = self
+        identity = {k: str(v) for k, v in overrides.items() if k in _IDENTITY_KEYS}
+        if identity:
+            caps = replace(caps, **identity)
+            facts = vendor_facts(caps.vendor, caps.architecture)
+            caps = replace(caps, regs_per_thread=facts.regs_per_thread, subgroup_width=facts.subgroup_width,
+                           execution_model=facts.execution_model)
+        return replace(caps, **{k: v for k, v in overrides.items() if k in _OVERRIDE_KEYS})
 
     @property
     def is_cpu(self) -> bool:

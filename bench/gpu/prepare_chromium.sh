@@ -3,8 +3,9 @@
 # folders that each fit one 64 MiB transfer: .gpu-chromium/ (the first 60 MiB of browser.tar.xz,
 # the browser trimmed to what headless needs: no validation layers, one locale) and
 # .gpu-chromium-2/ (the rest of it, libs.tar.xz with every shared library the browser links to
-# except the C library's own, and SHA256SUMS); and .gpu-ort/ (ONNX Runtime Web's dist files from
-# farm/harness/node_modules, for bench/models.py's ORT-Web baselines). bench/gpu/run_chromium.sh,
+# except the C library's own, and SHA256SUMS); and .gpu-ort/ (ONNX Runtime Web's and TF.js's dist
+# files from farm/harness/node_modules, for the ORT-Web and TF.js baselines of bench/models.py and
+# bench/kernels.py). bench/gpu/run_chromium.sh,
 # run there once per transfer, keeps the parts and unpacks the browser when it has them all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,5 +40,9 @@ ort=farm/harness/node_modules/onnxruntime-web/dist
 rm -rf .gpu-ort && mkdir -p .gpu-ort
 (cd "$ort" && XZ_OPT="-6 -T2" tar -cJf - ort.all.min.mjs ort-wasm-simd-threaded*.mjs ort-wasm-simd-threaded*.wasm) \
   > .gpu-ort/ort-dist.tar.xz
+# TF.js: the files farm/harness/static/baseline_tfjs.js loads, paths relative to node_modules/
+(cd farm/harness/node_modules && XZ_OPT="-6 -T2" tar -cJf - @tensorflow/tfjs/dist/tf.min.js \
+  @tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js @tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js \
+  @tensorflow/tfjs-backend-wasm/dist/*.wasm) > .gpu-ort/tfjs-dist.tar.xz
 echo "$chromium_version: $(ls "$work/libs" | wc -l) libraries"
 du -sh .gpu-chromium .gpu-chromium-2 .gpu-ort

@@ -5,8 +5,8 @@
 # the NVIDIA driver as bench/gpu/run.sh does, and runs bench/gpu/chromium_probe.py with the
 # arguments given, or with `kernels ARGS...` bench/kernels.py, or with `models ARGS...`
 # bench/models.py, through that browser (device chromium-cdp-vulkan-gpu); `--unpack-only`: just
-# keep the parts. .gpu-ort/ (ONNX Runtime Web's dist files) is unpacked into the harness's
-# node_modules when it comes.
+# keep the parts. .gpu-ort/ (ONNX Runtime Web's and TF.js's dist files) is unpacked into the
+# harness's node_modules when it comes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 home=${CHROMIUM_HOME:-/tmp/jitfarm-chromium}
@@ -25,6 +25,9 @@ fi
 ort=farm/harness/node_modules/onnxruntime-web/dist
 if [ -f "$home/parts/ort-dist.tar.xz" ] && [ ! -f "$ort/ort.all.min.mjs" ]; then
   mkdir -p "$ort" && tar -C "$ort" -xJf "$home/parts/ort-dist.tar.xz"
+fi
+if [ -f "$home/parts/tfjs-dist.tar.xz" ] && [ ! -f farm/harness/node_modules/@tensorflow/tfjs/dist/tf.min.js ]; then
+  tar -C farm/harness/node_modules -xJf "$home/parts/tfjs-dist.tar.xz"
 fi
 echo "have: $(ls "$home" "$home/parts" | tr '\n' ' ')"
 [ "${1:-}" = "--unpack-only" ] && exit 0

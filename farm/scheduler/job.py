@@ -180,7 +180,7 @@ class JobRunner:
             best = result.best
             summary.update(status="ok", best_config=best.config_key, best_tune_ms=best.median_ms)
             self.progress({"op": job.label, "phase": "compare", **counts})
-            self._compare(job, template, best)
+            self.compare(job, template, best)
         summary["device_busy_s"] = self.timer.busy_s - busy0
         self.emit("jobs", [summary])
         self.progress({"op": job.label, "phase": "done", **counts})
@@ -189,8 +189,9 @@ class JobRunner:
     def _trial_row(self, job: JobSpec, rec: TrialRecord, template: Any) -> dict[str, Any]:
         return trial_row(self._common(job), rec, template, self.exp.tuner.strategy)
 
-    def _compare(self, job: JobSpec, template: Any, best: TrialRecord) -> None:
-        """Winner and baselines, interleaved A B A B, same page, same inputs, wall clock."""
+    def compare(self, job: JobSpec, template: Any, best: TrialRecord) -> None:
+        """Winner and baselines, interleaved A B A B, same page, same inputs, wall clock; the
+        measurements go to ``emit`` (one call per round)."""
         exp, op = self.exp, job.op
         positions = check_positions(op, exp.tuner.check_count, exp.seed)
         measure = replace(exp.measure, timer="wall", samples=exp.compare.samples)

@@ -158,7 +158,7 @@ class MatmulVec4WGSL:
     change to the generated code."""
 
     name = "matmul-wgsl-vec4"
-    version = "3"  # 3: GS (grouped launch order); 2: unused col0 dropped (bench/results H200 figures: v1)
+    version = "4"  # 4: nested workgroup tile arrays; 3: GS (grouped launch order); 2: unused col0 dropped
     backend = "webgpu"
     op_kind = "matmul"
 
@@ -437,9 +437,13 @@ class _Gen:
         ]
         nbuf = 2 if p.pf else 1
         if p.sh:
-            a_len = nbuf * p.bk * p.bmp // (4 if self.a_vec else 1)
-            o.append(f"var<workgroup> As: array<{'vec4<f32>' if self.a_vec else 'f32'}, {a_len}>;")
-            o.append(f"var<workgroup> Bs: array<vec4<f32>, {nbuf * p.bk * p.bn // 4}>;")
+            # [buffer][k][m or n4]: with k a literal in the unrolled compute, each inner index is
+            # the same expression at every k, so the bounds clamps WebGPU compilers add to dynamic
+            # indices are computed once per thread (a flat index needs an add and a clamp per load)
+            a_t = f"array<array<{'vec4<f32>' if self.a_vec else 'f32'}, {p.bmp // (4 if self.a_vec else 1)}>, {p.bk}>"
+            b_t = f"array<array<vec4<f32>, {p.bn // 4}>, {p.bk}>"
+            o.append(f"var<workgroup> As: {f'array<{a_t}, 2>' if p.pf else a_t};")
+            o.append(f"var<workgroup> Bs: {f'array<{b_t}, 2>' if p.pf else b_t};")
         elif p.ks:
             o.append(f"var<workgroup> red: array<vec4<f32>, {p.nt * p.tm * p.tn // 4}>;")
         o += [
@@ -579,13 +583,12 @@ class _Gen:
         return st, [f"select(vec4<f32>(0.0), {v}, bk{e} < K)" if self.gk else v]
 
     def _a_store(self, e: str, vals: list[str], buf: str) -> list[str]:
-        """Transposed store into As[k][m]: a_vec: one vec4 (4 rows) per k; else 4 scalars."""
-        p = self.p
+        """Transposed store into As[k][m] (``buf``: '' or the buffer subscript '[nxt]'): a_vec: one
+        vec4 (4 rows) per k; else 4 scalars."""
         if self.a_vec:
-            b4 = p.bmp // 4
-            return [f"As[{buf}(ak{e} - k0{_u(c)}) * {b4}u + am{e}] = "
+            return [f"As{buf}[ak{e} - k0{_u(c)}][am{e}] = "
                     f"vec4<f32>({', '.join(f'{v}.{_COMP[c]}' for v in vals)});" for c in range(4)]
-        return [f"As[{buf}(ak{e} - k0{_u(c)}) * {p.bmp}u + am{e}] = {vals[0]}.{_COMP[c]};" for c in range(4)]
+        return [f"As{buf}[ak{e} - k0{_u(c)}][am{e}] = {vals[0]}.{_COMP[c]};" for c in range(4)]
 
     def _load_total(self, which: str) -> int:
         """Load units of one A or B slice."""
@@ -597,7 +600,7 @@ class _Gen:
     def _tile_loads(self, which: str, ind: str, buf: str, phase: str) -> None:
         """Cooperative load of the A or B slice at k0 by all threads. ``phase``: 'all' (global ->
         workgroup memory), 'load' (global -> prefetch registers p<which><unit>_<row>), 'store'
-        (registers -> workgroup memory, at offset ``buf``)."""
+        (registers -> workgroup memory; ``buf`` is '' or the buffer subscript, e.g. '[nxt]')."""
         p, o = self.p, self.out
         total = self._load_total(which)
         units = _cdiv(total, p.nt)
@@ -623,7 +626,8 @@ class _Gen:
             if which == "a":
                 o.extend(f"{ind2}{s}" for s in self._a_store(e, vals, buf))
             else:
-                o.append(f"{ind2}Bs[{buf}{u}] = {vals[0]};")
+                bn4 = p.bn // 4
+                o.append(f"{ind2}Bs{buf}[{u} / {bn4}u][{u} % {bn4}u] = {vals[0]};")
 
         if units <= _UNROLL_LOADS:
             for n in range(units):
@@ -647,19 +651,20 @@ class _Gen:
                 body(u, "", ind + "  ")
             o.append(f"{ind}}}")
 
-    def _tile_compute(self, aoff: str, boff: str, ind: str) -> None:
+    def _tile_compute(self, buf: str, arow: str, ind: str) -> None:
+        """The FMAs of one BK slice from As{buf} and Bs{buf}; thread rows from ``arow``."""
         p, o = self.p, self.out
-        tn4, bn4 = p.tn // 4, p.bn // 4
+        tn4 = p.tn // 4
         if self.a_vec:
-            b4, na = p.bmp // 4, p.tm // 4
+            na = p.tm // 4
             fmas = self._fmas(lambda i: f"a{i // 4}.{_COMP[i % 4]}", ind + "  ")
         else:
-            b4, na = p.bmp, p.tm
+            na = p.tm
             fmas = self._fmas(lambda i: f"a{i}", ind + "  ")
         for k in range(p.bk):
             o.append(f"{ind}{{")
-            o += [f"{ind}  let a{q} = As[{aoff}{_u(k * b4 + q)}];" for q in range(na)]
-            o += [f"{ind}  let b{j} = Bs[{boff}{_u(k * bn4 + j * p.wx)}];" for j in range(tn4)]
+            o += [f"{ind}  let a{q} = As{buf}[{k}u][{arow}{_u(q)}];" for q in range(na)]
+            o += [f"{ind}  let b{j} = Bs{buf}[{k}u][tx{_u(j * p.wx)}];" for j in range(tn4)]
             o.append(fmas)
             o.append(f"{ind}}}")
 
@@ -669,7 +674,6 @@ class _Gen:
         a_step = p.tm // 4 if self.a_vec else p.tm
         a_row = f"ty * {a_step}u" if a_step > 1 else "ty"
         if not p.pf:
-            o.append(f"  let ao = {a_row};")
             if p.sk > 1:
                 o.append(f"  for (var k0 = kbeg; k0 < kend; k0 = k0 + {p.bk}u) {{")
             else:
@@ -677,20 +681,18 @@ class _Gen:
             self._tile_loads("a", "    ", "", "all")
             self._tile_loads("b", "    ", "", "all")
             o.append("    workgroupBarrier();")
-            self._tile_compute("ao", "tx", "    ")
+            self._tile_compute("", a_row, "    ")
             o += ["    workgroupBarrier();", "  }"]
         else:
             ua, ub = p.load_units()
             o += [f"  var pa{e}_{r}: vec4<f32>;" for e in range(ua) for r in range(self.p.a_rows)]
             o += [f"  var pb{e}_0: vec4<f32>;" for e in range(ub)]
-            a_sz = p.bk * p.bmp // (4 if self.a_vec else 1)
-            b_sz = p.bk * p.bn // 4
             if p.sk > 1:
                 o.append(f"  let nks = (kend - kbeg + {p.bk - 1}u) / {p.bk}u;")
             o.append("  {")
             o.append("    let k0 = kbeg;" if p.sk > 1 else "    let k0 = 0u;")
-            self._tile_loads("a", "    ", "", "all")
-            self._tile_loads("b", "    ", "", "all")
+            self._tile_loads("a", "    ", "[0]", "all")
+            self._tile_loads("b", "    ", "[0]", "all")
             o += ["  }", "  workgroupBarrier();"]
             n_tiles = "nks" if p.sk > 1 else f"{nk}u"
             o.append(f"  for (var t = 0u; t < {n_tiles}; t = t + 1u) {{")
@@ -701,14 +703,11 @@ class _Gen:
             self._tile_loads("a", "      ", "", "load")
             self._tile_loads("b", "      ", "", "load")
             o.append("    }")
-            o.append(f"    let ao = cur * {a_sz}u + {a_row};")
-            o.append(f"    let bo = cur * {b_sz}u + tx;")
-            self._tile_compute("ao", "bo", "    ")
+            self._tile_compute("[cur]", a_row, "    ")
             o.append("    if (more) {")
-            o.append(f"      let na = (1u - cur) * {a_sz}u;")
-            o.append(f"      let nb = (1u - cur) * {b_sz}u;")
-            self._tile_loads("a", "      ", "na + ", "store")
-            self._tile_loads("b", "      ", "nb + ", "store")
+            o.append("      let nxt = 1u - cur;")
+            self._tile_loads("a", "      ", "[nxt]", "store")
+            self._tile_loads("b", "      ", "[nxt]", "store")
             o.append("    }")
             o += ["    workgroupBarrier();", "  }"]
         self._store_tile()

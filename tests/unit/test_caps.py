@@ -133,3 +133,16 @@ def test_software_adapters_are_recognised_as_cpus():
     assert DeviceCaps.from_probe(LLVMPIPE_PROBE).is_cpu  # by name, even when not flagged fallback
     gpu = DeviceCaps.from_probe({"adapter": {"vendor": "nvidia", "architecture": "hopper", "device": "NVIDIA H200"}})
     assert not gpu.is_cpu
+
+
+def test_identity_overrides_name_a_blank_adapter_and_take_its_vendor_facts():
+    blank = json.loads(json.dumps(SWIFTSHADER_PROBE))
+    blank["adapter"].update(vendor="", architecture="", isFallbackAdapter=False, featureLevel="compatibility")
+    plain = DeviceCaps.from_probe(blank)
+    assert not plain.is_cpu and plain.execution_model == "simt"
+    named = DeviceCaps.from_probe(blank, {"vendor": "mesa", "architecture": "llvmpipe"})
+    assert (named.vendor, named.architecture) == ("mesa", "llvmpipe")
+    assert named.is_cpu and (named.execution_model, named.subgroup_width) == ("simd", 8)
+    # facts given next to the identity win over the table's
+    assert DeviceCaps.from_probe(blank, {"vendor": "mesa", "architecture": "llvmpipe",
+                                         "subgroup_width": 16}).subgroup_width == 16

@@ -19,7 +19,8 @@ SHAPES = [
 ]
 T = MatmulVec4WGSL()
 BOUNDS_CHECK = re.compile(r"select\(|min\(|(?<!k0 )< (M|N|K|N4|K4)\b")  # "k0 < K" is the K-slice loop
-WORKGROUP_DECL = re.compile(r"var<workgroup> \w+: array<(vec4<f32>|f32), (\d+)>;")
+WORKGROUP_DECL = re.compile(r"var<workgroup> \w+: (.+);")
+ARRAY_TYPE = re.compile(r"array<(.+), (\d+)>")
 WORKGROUPS_PER_DIM = 65535
 
 
@@ -33,8 +34,17 @@ def _bm(c: Config) -> int:
     return c["TM"] if c["KS"] else c["WY"] * c["TM"]
 
 
+def _type_bytes(t: str) -> int:
+    """Bytes of a WGSL type among f32, vec4<f32> and (nested) fixed-size arrays of them."""
+    if m := ARRAY_TYPE.fullmatch(t):
+        return _type_bytes(m.group(1)) * int(m.group(2))
+    return {"f32": 4, "vec4<f32>": 16}[t]
+
+
 def _workgroup_bytes(code: str) -> int:
-    return sum((16 if t.startswith("vec4") else 4) * int(n) for t, n in WORKGROUP_DECL.findall(code))
+    decls = WORKGROUP_DECL.findall(code)
+    assert decls or "var<workgroup>" not in code
+    return sum(_type_bytes(t) for t in decls)
 
 
 @pytest.mark.parametrize("caps", ALL_CAPS, ids=CAPS_IDS)
@@ -203,8 +213,12 @@ def test_named_vec4_accumulators_and_fully_unrolled_inner_loop():
     assert "var<function>" not in code and not re.search(r"var \w+: array<", code)  # no local arrays
     assert code.count("fma(") == 16 * 8 * 2  # BK x TM x TN/4 vec4 FMAs, straight-line
     assert len(re.findall(r"for \(", code)) == 1  # only the loop over K slices
-    assert "As[ao + 17u]" in code  # vec4 reads of the transposed A tile (row stride (64 + 4) / 4)
-    assert "][" not in code.replace("acc_", "")  # no stores to vector components in workgroup memory
+    # vec4 reads of the transposed A tile: rows of (64 + 4) / 4 vec4, k a literal, the row the same at every k
+    assert "var<workgroup> As: array<array<vec4<f32>, 17>, 16>;" in code
+    assert "let a1 = As[15u][ty * 2u + 1u];" in code
+    # no stores to vector components in workgroup memory: every store names [k][m] and nothing more
+    stores = re.findall(r"^\s*(?:As|Bs)((?:\[[^\[\]]*\])+)(\.[xyzw])? = ", code, re.M)
+    assert stores and all(sub.count("[") == 2 and not comp for sub, comp in stores)
 
 
 def test_prefetch_double_buffers_with_one_barrier_per_slice():
@@ -213,8 +227,8 @@ def test_prefetch_double_buffers_with_one_barrier_per_slice():
     pf = T.render(op, _cfg(PF=1)).code
     assert plain.count("workgroupBarrier()") == 2
     assert pf.count("workgroupBarrier()") == 2  # prologue + one in the loop
-    assert "var<workgroup> As: array<vec4<f32>, 544>;" in pf  # 2 buffers x 16 x (64 + 4) / 4
-    assert "var<workgroup> As: array<vec4<f32>, 272>;" in plain
+    assert "var<workgroup> As: array<array<array<vec4<f32>, 17>, 16>, 2>;" in pf  # 2 buffers x 16 x (64 + 4) / 4
+    assert "var<workgroup> As: array<array<vec4<f32>, 17>, 16>;" in plain
     assert "var pb3_0: vec4<f32>;" in pf and "if (more) {" in pf
 
 
