@@ -30,3 +30,9 @@ def dtype_rules(op: OpSpec, caps: DeviceCaps, template: str, *, f16: bool) -> tu
     ok = has_shader_f16(caps)
     return (Rule("shader-f16", "WebGPU", lambda c: ok,
                  "f16 kernels need the adapter feature shader-f16 (WGSL `enable f16;`)", key=ok),)
+
+
+def require_f32(op: OpSpec, template: str) -> None:
+    """ValueError unless ``op`` is f32: for the renderers of templates without f16 kernels."""
+    if op.dtype != "f32":
+        raise ValueError(f"{template} renders f32 ops only, got dtype {op.dtype!r}: use matmul-wgsl-vec4")

@@ -34,6 +34,7 @@ from ..ops import MatMul
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
 from .matmul_wgsl import no_epilogue_rule
+from .dtype_rules import dtype_rules, require_f32
 
 NNJIT_MAX_THREADS = 256
 MAX_ROWS = 8  # largest M this template takes; larger M is the tiled templates' job
@@ -153,7 +154,8 @@ class MatmulGemvWGSL:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return Space.build(self.params(), (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
+        return Space.build(self.params(), dtype_rules(op, caps, self.name, f16=False) + (no_epilogue_rule(op, self.name),)
+                           + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
         vn, wx, wk, _ = _check_config(op, config)
@@ -174,6 +176,7 @@ def _check_config(op: MatMul, config: Config) -> tuple[int, int, int, int]:
         raise ValueError(f"bad gemv config {config.key()}")
     if op.M > MAX_ROWS:
         raise ValueError(f"matmul-wgsl-gemv handles M <= {MAX_ROWS}, got M={op.M}")
+    require_f32(op, "matmul-wgsl-gemv")
     return vn, wx, wk, ku
 
 
