@@ -6,7 +6,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from jit_core.ops import ELTWISE_FNS, HEADS_MODES, NORMS, OP_KINDS, MatMul, OpSpec
+from jit_core.ops import ACCUMULATORS, ELTWISE_FNS, HEADS_MODES, MATMUL_DTYPES, NORMS, OP_KINDS, MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
 from jit_core.templates import DEFAULT_TEMPLATES, TEMPLATES
@@ -134,9 +134,13 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
     if kind == "matmul":
         dims = {d: o.positive(d, int) for d in ("M", "N", "K")}
         batch = o.positive("batch", int, 1)
-        dtype = o.get("dtype", str, "f32", choices=("f32",))
+        dtype = o.get("dtype", str, "f32", choices=MATMUL_DTYPES)
+        acc = o.get("acc", str, "f32", choices=ACCUMULATORS)
         o.finish()
-        op: OpSpec = MatMul(**dims, batch=batch, dtype=dtype)
+        try:
+            op: OpSpec = MatMul(**dims, batch=batch, dtype=dtype, acc=acc)
+        except ValueError as exc:
+            raise ConfigError(file, key, str(exc), "write acc: f16 only with dtype: f16") from None
         return label or op.shape_str(), op
     values: dict[str, object] = {}
     for f in fields(OP_KINDS[kind]):
@@ -259,6 +263,9 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
             if op.kind != "matmul":
                 raise ConfigError(file, f"ops[{i}]", f"baselines compare matmul ops only, this op is a {op.kind}",
                                   "move the non-matmul ops to an experiment without 'baselines:'")
+            if op.dtype != "f32":
+                raise ConfigError(file, f"ops[{i}]", f"baselines compare f32 ops only, this op is {op.dtype}",
+                                  "move the f16 ops to an experiment without 'baselines:'")
     seed = r.get("seed", int, 1)
     faults = read_faults(r)
     r.finish()
