@@ -10,6 +10,7 @@ from jit_core.ops import ACCUMULATORS, ELTWISE_FNS, HEADS_MODES, MATMUL_DTYPES, 
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
 from jit_core.templates import DEFAULT_TEMPLATES, TEMPLATES
+from jit_core.templates.dtype_rules import F16_TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 
@@ -232,6 +233,10 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
     if t.data.get("template") is not None and all(op.kind != tpl_kind for _, op in ops):
         raise t.error("template", f"{tuner.template} tunes {tpl_kind} ops and no op listed is one",
                       f"name a template of the listed ops' kind, or leave it out (defaults: {DEFAULT_TEMPLATES})")
+    for i, (_, op) in enumerate(ops):
+        if op.dtype == "f16" and tuner.template_for(op.kind) not in F16_TEMPLATES:
+            raise ConfigError(file, f"ops[{i}]", f"{tuner.template_for(op.kind)} has no f16 kernels",
+                              f"set tuner.template to one of {list(F16_TEMPLATES)} for f16 matmuls")
     m = r.sub("measure")
     try:
         measure = MeasureSpec(

@@ -12,6 +12,7 @@ from ..ops import OpSpec
 from ..space import Rule
 
 SHADER_F16 = "shader-f16"
+F16_TEMPLATES = ("matmul-wgsl-vec4",)  # the templates with f16 kernels
 
 
 def has_shader_f16(caps: DeviceCaps) -> bool:

@@ -148,6 +148,7 @@ def test_experiment_ops_take_an_f16_dtype_and_accumulation_type(tmp_path):
     (F16_EXPERIMENT.replace("dtype: f16, acc: f16", "acc: f16"), "ops[1]", "needs dtype 'f16'"),
     (F16_EXPERIMENT.replace("dtype: f16}", "dtype: f64}"), "ops[0].dtype", "f64"),
     (F16_EXPERIMENT + "baselines: [tfjs-webgpu]\n", "ops[0]", "baselines compare f32 ops only"),
+    (F16_EXPERIMENT.replace(", template: matmul-wgsl-vec4", ""), "ops[0]", "matmul-wgsl has no f16 kernels"),
 ])
 def test_bad_f16_experiments_name_the_key_and_the_fix(tmp_path, experiment, key, words):
     from farm.config.errors import ConfigError
@@ -157,3 +158,12 @@ def test_bad_f16_experiments_name_the_key_and_the_fix(tmp_path, experiment, key,
     with pytest.raises(ConfigError) as info:
         load_experiment(_tree(tmp_path, experiment=experiment))
     assert info.value.key == key and words in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_f16_templates_list_exactly_the_templates_with_f16_configs():
+    from jit_core.templates import templates_for
+    from jit_core.templates.dtype_rules import F16_TEMPLATES
+
+    op = MatMul(4, 64, 64, dtype="f16")
+    with_f16 = [n for n in templates_for("matmul") if n != "matmul-wasm-simd" and len(get_template(n).space(op, WITH_F16))]
+    assert with_f16 == list(F16_TEMPLATES)
