@@ -142,7 +142,8 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
             op: OpSpec = MatMul(**dims, batch=batch, dtype=dtype, acc=acc)
         except ValueError as exc:
             raise ConfigError(file, key, str(exc), "write acc: f16 only with dtype: f16") from None
-        return label or op.shape_str(), op
+        dt = "" if dtype == "f32" else f" {dtype}" + ("acc16" if acc == "f16" else "")
+        return label or op.shape_str() + dt, op
     values: dict[str, object] = {}
     for f in fields(OP_KINDS[kind]):
         if f.name == "kind":

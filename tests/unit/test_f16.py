@@ -142,6 +142,7 @@ def test_experiment_ops_take_an_f16_dtype_and_accumulation_type(tmp_path):
 
     exp = load_experiment(_tree(tmp_path, experiment=F16_EXPERIMENT))
     assert [op.key() for _, op in exp.ops] == ["matmul_f16_8x8x8", "matmul_f16acc16_8x8x8"]
+    assert [label for label, _ in exp.ops] == ["8x8x8 f16", "8x8x8 f16acc16"]
 
 
 @pytest.mark.parametrize("experiment, key, words", [
