@@ -12,7 +12,7 @@ from ..ops import OpSpec
 from ..space import Rule
 
 SHADER_F16 = "shader-f16"
-F16_TEMPLATES = ("matmul-wgsl-vec4",)  # the templates with f16 kernels
+F16_TEMPLATES = ("matmul-wgsl-gemv", "matmul-wgsl-vec4")  # the templates with f16 kernels
 
 
 def has_shader_f16(caps: DeviceCaps) -> bool:
@@ -27,7 +27,7 @@ def dtype_rules(op: OpSpec, caps: DeviceCaps, template: str, *, f16: bool) -> tu
         return ()
     if not f16:
         return (Rule("f16-kernels", "ours", lambda c: False,
-                     f"{template} has no f16 kernels: f16 matmuls use matmul-wgsl-vec4", key=False),)
+                     f"{template} has no f16 kernels: f16 matmuls use matmul-wgsl-vec4 (or -gemv for M <= 8)", key=False),)
     ok = has_shader_f16(caps)
     return (Rule("shader-f16", "WebGPU", lambda c: ok,
                  "f16 kernels need the adapter feature shader-f16 (WGSL `enable f16;`)", key=ok),)

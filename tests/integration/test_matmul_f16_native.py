@@ -1,5 +1,5 @@
 """f16 matmuls on real WebGPU (wgpu-native on lavapipe, which has ``shader-f16``): every config of
-matmul-wgsl-vec4's f16 space is correct at every output position for tiny ragged, batched and
+matmul-wgsl-vec4's f16 space (and of matmul-wgsl-gemv's, at skinny shapes) is correct at every output position for tiny ragged, batched and
 skinny shapes, with f32 and with f16 accumulation, and a sample covering every code path is for
 127x129x65 and 1x768x3072; the GPU-only configs (prefetch, split-K over workgroups with a fused
 epilogue) too. Half-float buffers travel through the native driver bit for bit (a kernel that
@@ -16,6 +16,7 @@ from jit_core.caps import DeviceCaps
 from jit_core.ops import MatMul
 from jit_core.protocol import KernelSource, make_batch
 from jit_core.reference import check_outputs, check_positions, op_inputs
+from jit_core.templates.matmul_gemv_wgsl import MatmulGemvWGSL
 from jit_core.templates.matmul_vec4_wgsl import MatmulVec4WGSL
 from tests.integration.test_matmul_vec4_native import covering_sample
 from tests.template_checks import ONE_RUN, assert_all_correct
@@ -69,6 +70,23 @@ def test_gpu_only_f16_configs_prefetch_and_split_k_are_correct(lavapipe_driver, 
             picked.setdefault((c["PF"], c["SK"] > 1, c["TM"] % 4 == 0, c["BK"]), c)  # prefetch, split-K, vec4 or scalar A tile, K tails
     assert any(c["SK"] > 1 for c in picked.values()) or op.K < 300
     assert_all_correct(lavapipe_driver, T, op, list(picked.values()), seed=SEED, chunk=40)
+
+
+@pytest.mark.parametrize("op", [f16(3, 37, 41, "f32", batch=2), f16(1, 72, 100, "f16"), f16(5, 130, 67, "f16"),
+                                f16(1, 768, 3072, "f32"), f16(1, 768, 3072, "f16")], ids=lambda op: op.key())
+def test_every_f16_gemv_config_is_correct(lavapipe_driver, f16_caps, op):
+    """matmul-wgsl-gemv's f16 kernels: the whole space on the smallest skinny shapes (vec4 and
+    scalar columns, K tails, batch), one config per (VN, WK, KU) at 5x130x67 and per (VN, WK) at
+    1x768x3072 (the two-stage reduction)."""
+    gemv = MatmulGemvWGSL()
+    configs = list(gemv.space(op, f16_caps))
+    if op.N > 100:
+        picked: dict[tuple, object] = {}
+        for c in configs:
+            picked.setdefault((c["VN"], c["WK"]) + ((c["KU"],) if op.K < 3072 else ()), c)
+        configs = list(picked.values())
+    assert configs
+    assert_all_correct(lavapipe_driver, gemv, op, configs, count=0 if op.output_size() <= 20000 else 256, seed=SEED, chunk=40)
 
 
 PACKED_COPY = """

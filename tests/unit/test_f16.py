@@ -96,7 +96,7 @@ def test_vec4_space_of_an_f16_op_with_shader_f16_has_the_f32_configs():
         assert "shader-f16" not in [r["name"] for r in f32.report()["rules"]]
 
 
-@pytest.mark.parametrize("name", ["matmul-wgsl", "matmul-wgsl-gemv", "matmul-wasm-simd"])
+@pytest.mark.parametrize("name", ["matmul-wgsl", "matmul-wasm-simd"])
 def test_templates_without_f16_kernels_offer_none_and_refuse_to_render(name):
     t = get_template(name)
     op = MatMul(1, 64, 64, dtype="f16")
