@@ -12,7 +12,11 @@ prior order) and reports:
   thread, 32x32 tile in workgroup memory), timed in the same run;
 - best of all: the best template for the shape (templates that do not apply, e.g. GEMV for M > 8,
   are skipped);
-- cublas: torch.matmul fp32 (TF32 off) with CUDA events, when ``--cublas`` is given;
+- cublas: torch.matmul fp32 (TF32 off) with CUDA events, when ``--cublas`` is given (fp16 for
+  f16 ops);
+- ``--dtype f32,f16,f16acc16``: each shape in each dtype, side by side in one run (f16: half
+  buffers, f32 sums; f16acc16: f16 sums too); f16 needs a device with ``shader-f16`` and only
+  matmul-wgsl-vec4 has f16 kernels (no tfjs-like config, no baseline comparison for f16);
 - with ``--baselines tfjs-webgpu,ort-webgpu`` (browser devices): the best kernel of the shape and
   each baseline library's matmul, interleaved A B C for ``--rounds`` rounds in the same page, same
   inputs, same wall-clock timer layer (the farm's comparison, ``JobRunner.compare``), in a second
@@ -88,13 +92,15 @@ def gflops(op: MatMul, ms: float | None) -> float | None:
 
 
 def cublas_ms(op: MatMul, repeats: int) -> tuple[float, int]:
-    """Median ms of torch.matmul fp32 with TF32 off, timed by CUDA events (after warm-up)."""
+    """Median ms of torch.matmul fp32 with TF32 off (fp16 for an f16 op), timed by CUDA events
+    (after warm-up)."""
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    a = torch.randn(op.batch, op.M, op.K, device="cuda")
-    b = torch.randn(op.batch, op.K, op.N, device="cuda")
+    dt = torch.float16 if op.dtype == "f16" else torch.float32
+    a = torch.randn(op.batch, op.M, op.K, device="cuda", dtype=dt)
+    b = torch.randn(op.batch, op.K, op.N, device="cuda", dtype=dt)
     for _ in range(3):
         torch.matmul(a, b)
     torch.cuda.synchronize()
@@ -197,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-sample-ms", type=float, default=5.0)
     p.add_argument("--max-threads", type=int, default=None,
                    help="lift nnJIT's 256-thread cap of matmul-wgsl-vec4 to this (up to the adapter's limit)")
+    p.add_argument("--dtype", default="f32",
+                   help="comma-separated op dtypes, each shape timed in each: f32, f16 (f32 sums), f16acc16 (f16 sums)")
     p.add_argument("--cublas", action="store_true", help="time torch.matmul fp32 (TF32 off) in the same run")
     p.add_argument("--baselines", default="",
                    help="comma-separated baseline libraries timed against the best kernel of each shape, "
@@ -206,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summary", default=None, help="also write the table as Markdown here")
     args = p.parse_args(argv)
 
+    dtypes = {"f32": {}, "f16": {"dtype": "f16"}, "f16acc16": {"dtype": "f16", "acc": "f16"}}
+    bad = [d for d in args.dtype.split(",") if d not in dtypes]
+    if bad:
+        p.error(f"--dtype: unknown {bad}; known: {', '.join(dtypes)}")
     shapes = SHAPES[args.shapes]
     if args.only:
         keep = set(args.only.split(","))
@@ -259,16 +271,17 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
             write_summary("\n(incomplete: still running)\n")
 
-        for label, M, N, K in shapes:
-            op = MatMul(M, N, K)
+        for (label0, M, N, K), dt in ((s, d) for s in shapes for d in args.dtype.split(",")):
+            op = MatMul(M, N, K, **dtypes[dt])
+            label = label0 if dt == "f32" else f"{label0} {dt}"
             common = {"run_id": run_id, "device_id": device.id, "device_fingerprint": ctx.fingerprint,
                       "adapter": ctx.adapter, "op_key": op.key(), "op_label": label}
             ref = cublas_ms(op, 10) if args.cublas else None
             if ref:
                 store.append("measurements", [{**common, "job_id": f"{device.id}/{op.key()}", "ts": time.time(),
-                                               "impl": "cublas-fp32", "library": "torch", "ok": True, "check_ok": True,
+                                               "impl": "cublas-fp16" if op.dtype == "f16" else "cublas-fp32", "library": "torch", "ok": True, "check_ok": True,
                                                "samples_ms": [ref[0]], "median_ms": ref[0], "timer_kind": "cuda-event"}])
-            tfjs_like = time_config(driver, op, TFJS_LIKE_TEMPLATE, TFJS_LIKE, measure)
+            tfjs_like = time_config(driver, op, TFJS_LIKE_TEMPLATE, TFJS_LIKE, measure) if op.dtype == "f32" else None
             if tfjs_like is not None:
                 store.append("measurements", [{**common, "job_id": f"{device.id}/{op.key()}", "ts": time.time(),
                                                "impl": "tfjs-like-config", "library": "jitfarm",
@@ -311,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 picks = [x[1] for x in shape_best if x[1] is not None]
                 emit(row_cells(label, op, "**best of all**", "-", name, bms, min(picks) if picks else None,
                                tfjs_like, ref))
-            if baselines and shape_best:
+            if baselines and shape_best and op.dtype == "f32":
                 _, _, _, tpl, best = min(shape_best, key=lambda x: x[0])
                 rows_cmp: list[dict[str, Any]] = []
 

@@ -1,8 +1,9 @@
 """Operator specs: frozen, hashable descriptions of one operator instance at one shape.
 
 Kinds: matmul (with batch and a fused bias/activation epilogue), softmax, norm (layernorm,
-rmsnorm), eltwise and heads (attention layout). All f32, row-major, contiguous; inputs are bound
-in ``input_sizes()`` order and the output ``C`` last.
+rmsnorm), eltwise and heads (attention layout). Row-major, contiguous; inputs are bound in
+``input_sizes()`` order and the output ``C`` last. Every kind is f32; a matmul may also be f16
+(``MATMUL_DTYPES``: its buffers hold IEEE half floats, run where the adapter has ``shader-f16``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Union
 
 DTYPES = ("f32",)
+MATMUL_DTYPES = ("f32", "f16")
+ACCUMULATORS = ("f32", "f16")
 ACTIVATIONS = ("none", "relu", "gelu", "silu")
 
 
@@ -22,6 +25,11 @@ class MatMul:
     The epilogue is optional: ``bias`` adds a per-column vector (shared by the batch items),
     ``act`` applies 'relu', 'gelu' (tanh approximation) or 'silu' elementwise; the defaults are a
     plain matmul. Batched matmuls (``batch`` > 1) are attention's AV product.
+    ``dtype`` 'f16' stores A, B, bias and C as half floats; ``acc`` is the precision the caller
+    accepts for the sums over K: 'f32' (default; the output's only extra error is its rounding
+    to f16) or 'f16' (kernels may accumulate in half precision: faster where f16 math is, and
+    checked with a tolerance that grows with K, see ``reference.tolerance``). ``acc`` 'f16'
+    needs ``dtype`` 'f16'; it is part of the key ('f16acc16'), since it changes what is correct.
     Contract: immutable and hashable; ``key()`` is a stable string that identifies the op in
     caches, records and result tables (a plain matmul's key has no epilogue part);
     ``to_dict()``/``from_dict()`` round-trip through JSON.
@@ -35,14 +43,19 @@ class MatMul:
     kind: str = "matmul"
     bias: bool = False
     act: str = "none"
+    acc: str = "f32"
 
     def __post_init__(self) -> None:
         for name in ("M", "N", "K", "batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"matmul {name} must be a positive integer, got {value!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"matmul dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.dtype not in MATMUL_DTYPES:
+            raise ValueError(f"matmul dtype must be one of {MATMUL_DTYPES}, got {self.dtype!r}")
+        if self.acc not in ACCUMULATORS:
+            raise ValueError(f"matmul acc must be one of {ACCUMULATORS}, got {self.acc!r}")
+        if self.acc == "f16" and self.dtype != "f16":
+            raise ValueError("matmul acc 'f16' needs dtype 'f16' (an f32 matmul accumulates in f32)")
         if self.kind != "matmul":
             raise ValueError("MatMul.kind is always 'matmul'")
         if not isinstance(self.bias, bool):
@@ -57,7 +70,8 @@ class MatMul:
     def key(self) -> str:
         b = f"b{self.batch}_" if self.batch != 1 else ""
         epi = ("_bias" if self.bias else "") + (f"_{self.act}" if self.act != "none" else "")
-        return f"matmul_{self.dtype}_{b}{self.M}x{self.N}x{self.K}{epi}"
+        dt = self.dtype + ("acc16" if self.acc == "f16" else "")
+        return f"matmul_{dt}_{b}{self.M}x{self.N}x{self.K}{epi}"
 
     def shape_str(self) -> str:
         b = f"{self.batch}x" if self.batch != 1 else ""
@@ -77,7 +91,10 @@ class MatMul:
         return self.batch * self.M * self.N
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.acc == "f32":  # the default: f32 ops keep the dict (and JSON) they always had
+            del d["acc"]
+        return d
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "MatMul":
@@ -112,7 +129,8 @@ def _bool_field(kind: str, obj: Any, name: str) -> None:
 
 def _common(kind: str, obj: Any) -> None:
     if obj.dtype not in DTYPES:
-        raise ValueError(f"{kind} dtype must be one of {DTYPES}, got {obj.dtype!r}")
+        only = " (f16 is offered for matmul only)" if obj.dtype == "f16" else ""
+        raise ValueError(f"{kind} dtype must be one of {DTYPES}, got {obj.dtype!r}{only}")
     if obj.kind != kind:
         raise ValueError(f"{type(obj).__name__}.kind is always {kind!r}")
 

@@ -19,6 +19,7 @@ ERROR_CLASSES = ("compile", "validation", "runtime", "timeout", "device-lost", "
 
 KERNEL_KINDS = ("wgsl", "wasm")
 ACCESS = ("read", "read_write")
+BUFFER_DTYPES = {"f32": 4, "f16": 2}  # bytes per element
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,10 @@ class KernelSource:
 class BufferSpec:
     """A storage buffer bound at ``binding`` of group 0. ``init`` is 'prng' (from seed and stream:
     ``shift + scale * prng``, computed in double and stored as f32, see
-    ``reference.prng_buffer``) or 'zero'; ``output`` marks the buffer the check reads."""
+    ``reference.prng_buffer``) or 'zero'; ``output`` marks the buffer the check reads. ``dtype``
+    'f32' (4 bytes per element) or 'f16' (2 bytes, the f32 values rounded to half, ties to even;
+    the buffer's byte size is rounded up to a multiple of 4; the check reads the output widened
+    to float)."""
 
     name: str
     binding: int
@@ -138,6 +142,15 @@ class BufferSpec:
     output: bool = False
     scale: float = 1.0
     shift: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.dtype not in BUFFER_DTYPES:
+            raise ValueError(f"buffer {self.name!r}: dtype must be one of {BUFFER_DTYPES}, got {self.dtype!r}")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the device buffer: 4 at least, a multiple of 4 (what copies need)."""
+        return max(4, -(-self.size * BUFFER_DTYPES[self.dtype] // 4) * 4)
 
 
 @dataclass(frozen=True)
@@ -271,11 +284,13 @@ class Runner(Protocol):
 
 
 def op_buffers(op: OpSpec, seed: int) -> tuple[BufferSpec, ...]:
-    """Buffer layout every template of ``op`` binds: inputs first (bindings 0..), output last."""
+    """Buffer layout every template of ``op`` binds: inputs first (bindings 0..), output last,
+    all of the op's dtype."""
     specs = []
+    dt = op.dtype
     for binding, (name, n) in enumerate(op.input_sizes().items()):
-        specs.append(BufferSpec(name, binding, n, "read", "prng", seed=seed, stream=INPUT_STREAMS[name]))
-    specs.append(BufferSpec("C", len(specs), op.output_size(), "read_write", "zero", output=True))
+        specs.append(BufferSpec(name, binding, n, "read", "prng", seed=seed, stream=INPUT_STREAMS[name], dtype=dt))
+    specs.append(BufferSpec("C", len(specs), op.output_size(), "read_write", "zero", dtype=dt, output=True))
     return tuple(specs)
 
 

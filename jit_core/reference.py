@@ -7,7 +7,10 @@ numpy here and in the browser (``farm/harness/static/prng.js`` implements the sa
     x = fmix32(x)                                   # murmur3's finalizer
     value = (x >> 8) * 2^-23 - 1                    # exactly representable in f32, in [-1, 1)
 
-No floating-point step rounds, so both sides produce bit-identical float32 arrays.
+No floating-point step rounds, so both sides produce bit-identical float32 arrays. An f16
+buffer holds the same f32 values rounded to the nearest half float, ties to even (numpy's
+``astype(float16)``; ``f32ToF16Bits`` in prng.js; overflow to infinity, subnormals kept), so
+the three sides (numpy, page, native driver) hold the same 16-bit patterns.
 """
 
 from __future__ import annotations
@@ -46,13 +49,27 @@ def prng_f32(seed: int, stream: int, n: int, offset: int = 0) -> np.ndarray:
     return ((h >> np.uint32(8)).astype(np.float64) * 2.0**-23 - 1.0).astype(np.float32)
 
 
-def prng_buffer(seed: int, stream: int, n: int, *, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+def prng_buffer(seed: int, stream: int, n: int, *, scale: float = 1.0, shift: float = 0.0,
+                dtype: str = "f32") -> np.ndarray:
     """A 'prng' buffer's contents: ``shift + scale * prng`` computed in double, stored as f32 (the
-    harness computes the same in JavaScript numbers, so both sides hold the same bits)."""
+    harness computes the same in JavaScript numbers, so both sides hold the same bits); with
+    ``dtype`` 'f16' those f32 values rounded to float16 (ties to even), as a float16 array."""
     x = prng_f32(seed, stream, n)
-    if scale == 1.0 and shift == 0.0:
-        return x
-    return (shift + scale * x.astype(np.float64)).astype(np.float32)
+    if scale != 1.0 or shift != 0.0:
+        x = (shift + scale * x.astype(np.float64)).astype(np.float32)
+    if dtype == "f16":
+        with np.errstate(over="ignore"):  # overflow to infinity is the rounding's rule
+            return x.astype(np.float16)
+    if dtype != "f32":
+        raise ValueError(f"buffer dtype must be 'f32' or 'f16', got {dtype!r}")
+    return x
+
+
+def round_f16(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded to float16 (nearest, ties to even) and widened back to float32: the values
+    an f16 buffer holds."""
+    with np.errstate(over="ignore"):  # overflow to infinity is the rounding's rule
+        return np.asarray(x, dtype=np.float32).astype(np.float16).astype(np.float32)
 
 
 # Streams of each input of an op, by binding name; the harness uses the same numbers.
@@ -60,8 +77,12 @@ INPUT_STREAMS = {"A": 0, "B": 1, "bias": 2, "X": 3, "R": 4, "gamma": 5, "beta": 
 
 
 def op_inputs(op: OpSpec, seed: int) -> dict[str, np.ndarray]:
-    """The op's inputs as flat float32 arrays, by binding name."""
-    return {name: prng_f32(seed, INPUT_STREAMS[name], n) for name, n in op.input_sizes().items()}
+    """The op's inputs as flat float32 arrays, by binding name; an f16 op's are rounded to f16
+    (the values its buffers hold on the device)."""
+    ins = {name: prng_f32(seed, INPUT_STREAMS[name], n) for name, n in op.input_sizes().items()}
+    if op.dtype == "f16":
+        ins = {name: round_f16(x) for name, x in ins.items()}
+    return ins
 
 
 def output_grid(op: OpSpec) -> tuple[int, int, int]:
@@ -273,13 +294,31 @@ class CheckResult:
     message: str = ""
 
 
+F16_UNIT_ROUNDOFF = 2.0**-11  # half an ulp of 1.0 in IEEE half precision
+
+
 def tolerance(op: OpSpec) -> tuple[float, float]:
     """(atol, rtol) for an f32 result on inputs in [-1, 1): matmul accumulates K products; a
     softmax row sums ``cols`` terms into outputs of about 1/cols (relative error only); a norm
     row sums ``cols`` terms into outputs of about 1; rotary's angle p * f carries f32 rounding that grows
     with the position (and WGSL's sin/cos are only accurate to ~2^-11 after range reduction on
-    some GPUs)."""
+    some GPUs).
+
+    An f16 matmul is compared with the float64 product of its f16-rounded inputs. With f32
+    accumulation (``acc`` 'f32') the only extra error is the output's rounding to f16, at most
+    u = 2^-11 relative: rtol grows by u. With f16 accumulation every one of the K additions
+    rounds to f16: partial sums of K products of values in [-1, 1) grow like sqrt(k)/3, so the
+    error is a random walk whose rms is about 0.1 u K (numpy simulation of serial f16
+    accumulation on these PRNG inputs: rms 0.10-0.12 u K, max over 2000 sums 0.58-0.91 u K, for
+    K from 9 to 11008); atol is 1.5 u K (beyond 12 rms), rtol 4 u covers the output's rounding and
+    an epilogue (bias add, activation) evaluated in f16. Such an atol hides a wrong single term
+    at large K (one product is below 1) but not a wrong tile, row or column (errors of order
+    |C| ~ sqrt(K)/3)."""
     if isinstance(op, MatMul):
+        if op.dtype == "f16" and op.acc == "f16":
+            return 1.5 * F16_UNIT_ROUNDOFF * op.K + 1e-3, 4 * F16_UNIT_ROUNDOFF
+        if op.dtype == "f16":
+            return 1e-5 * op.K + 1e-4, 1e-3 + F16_UNIT_ROUNDOFF
         return 1e-5 * op.K + 1e-4, 1e-3
     if isinstance(op, Softmax):  # outputs scale as 1/cols: the relative error is what matters
         return 1e-6, 2e-3

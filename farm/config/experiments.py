@@ -6,10 +6,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from jit_core.ops import ELTWISE_FNS, HEADS_MODES, NORMS, OP_KINDS, MatMul, OpSpec
+from jit_core.ops import ACCUMULATORS, ELTWISE_FNS, HEADS_MODES, MATMUL_DTYPES, NORMS, OP_KINDS, MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
 from jit_core.templates import DEFAULT_TEMPLATES, TEMPLATES
+from jit_core.templates.dtype_rules import F16_TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 
@@ -134,10 +135,15 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
     if kind == "matmul":
         dims = {d: o.positive(d, int) for d in ("M", "N", "K")}
         batch = o.positive("batch", int, 1)
-        dtype = o.get("dtype", str, "f32", choices=("f32",))
+        dtype = o.get("dtype", str, "f32", choices=MATMUL_DTYPES)
+        acc = o.get("acc", str, "f32", choices=ACCUMULATORS)
         o.finish()
-        op: OpSpec = MatMul(**dims, batch=batch, dtype=dtype)
-        return label or op.shape_str(), op
+        try:
+            op: OpSpec = MatMul(**dims, batch=batch, dtype=dtype, acc=acc)
+        except ValueError as exc:
+            raise ConfigError(file, key, str(exc), "write acc: f16 only with dtype: f16") from None
+        dt = "" if dtype == "f32" else f" {dtype}" + ("acc16" if acc == "f16" else "")
+        return label or op.shape_str() + dt, op
     values: dict[str, object] = {}
     for f in fields(OP_KINDS[kind]):
         if f.name == "kind":
@@ -228,6 +234,10 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
     if t.data.get("template") is not None and all(op.kind != tpl_kind for _, op in ops):
         raise t.error("template", f"{tuner.template} tunes {tpl_kind} ops and no op listed is one",
                       f"name a template of the listed ops' kind, or leave it out (defaults: {DEFAULT_TEMPLATES})")
+    for i, (_, op) in enumerate(ops):
+        if op.dtype == "f16" and tuner.template_for(op.kind) not in F16_TEMPLATES:
+            raise ConfigError(file, f"ops[{i}]", f"{tuner.template_for(op.kind)} has no f16 kernels",
+                              f"set tuner.template to one of {list(F16_TEMPLATES)} for f16 matmuls")
     m = r.sub("measure")
     try:
         measure = MeasureSpec(
@@ -259,6 +269,9 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
             if op.kind != "matmul":
                 raise ConfigError(file, f"ops[{i}]", f"baselines compare matmul ops only, this op is a {op.kind}",
                                   "move the non-matmul ops to an experiment without 'baselines:'")
+            if op.dtype != "f32":
+                raise ConfigError(file, f"ops[{i}]", f"baselines compare f32 ops only, this op is {op.dtype}",
+                                  "move the f16 ops to an experiment without 'baselines:'")
     seed = r.get("seed", int, 1)
     faults = read_faults(r)
     r.finish()

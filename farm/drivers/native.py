@@ -95,6 +95,7 @@ class _BatchGpu:
     entries: list[dict[str, Any]]
     output: Any | None
     output_bytes: int
+    output_dtype: str  # 'f32' | 'f16': how the output's bytes are read back
     staging: Any | None  # MAP_READ copy of the whole output
     sync_src: Any
     sync_dst: Any
@@ -137,11 +138,14 @@ _Program = list[tuple[Any, Any, _Grid]]  # (pipeline, bind group, grid) per disp
 
 
 @functools.lru_cache(maxsize=48)
-def _prng_inputs(seed: int, stream: int, size: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+def _prng_inputs(seed: int, stream: int, size: int, scale: float = 1.0, shift: float = 0.0,
+                 dtype: str = "f32") -> np.ndarray:
     """Inputs of the last few batches: every batch of one tune uploads the same arrays, a block's
     chain has a dozen or more (weights, caches), and a Llama-sized B (45M values) takes seconds to
-    generate."""
-    data = prng_buffer(seed, stream, size, scale=scale, shift=shift)
+    generate. An odd-sized f16 array gets one zero pad element (uploads are multiples of 4 bytes)."""
+    data = prng_buffer(seed, stream, size, scale=scale, shift=shift, dtype=dtype)
+    if data.nbytes % 4:
+        data = np.concatenate([data, np.zeros(1, dtype=data.dtype)])
     data.setflags(write=False)
     return data
 
@@ -460,7 +464,7 @@ class NativeDriver(DeviceDriver):
         buffers, entries, layout_entries, output = [], [], [], None
         named: dict[str, Any] = {}
         for spec in batch.buffers:
-            buf = dev.create_buffer(label=spec.name, size=4 * spec.size, usage=BU.STORAGE | BU.COPY_DST | BU.COPY_SRC)
+            buf = dev.create_buffer(label=spec.name, size=spec.nbytes, usage=BU.STORAGE | BU.COPY_DST | BU.COPY_SRC)
             buffers.append(buf)
             named[spec.name] = buf
             if spec.init == "prng":
@@ -473,13 +477,14 @@ class NativeDriver(DeviceDriver):
             entries.append({"binding": spec.binding, "resource": {"buffer": buf, "offset": 0, "size": buf.size}})
             if spec is out_spec:
                 output = buf
-        out_bytes = 4 * out_spec.size if out_spec is not None else 0
+        out_bytes = out_spec.nbytes if out_spec is not None else 0
         has_ts = "timestamp-query" in dev.features
         gpu = _BatchGpu(
             layout_entries=layout_entries,
             entries=entries,
             output=output,
             output_bytes=out_bytes,
+            output_dtype=out_spec.dtype if out_spec is not None else "f32",
             staging=dev.create_buffer(size=out_bytes, usage=BU.MAP_READ | BU.COPY_DST) if out_bytes else None,
             sync_src=dev.create_buffer(size=4, usage=BU.COPY_SRC),
             sync_dst=dev.create_buffer(size=4, usage=BU.MAP_READ | BU.COPY_DST),
@@ -494,9 +499,7 @@ class NativeDriver(DeviceDriver):
 
     @staticmethod
     def _host_data(spec: BufferSpec) -> np.ndarray:
-        if spec.dtype != "f32":
-            raise ValueError(f"buffer {spec.name!r}: dtype {spec.dtype!r} not supported (f32 only)")
-        return _prng_inputs(spec.seed, spec.stream, spec.size, spec.scale, spec.shift)
+        return _prng_inputs(spec.seed, spec.stream, spec.size, spec.scale, spec.shift, spec.dtype)
 
     # ----- one candidate
 
@@ -694,6 +697,6 @@ class NativeDriver(DeviceDriver):
         enc.copy_buffer_to_buffer(gpu.output, 0, gpu.staging, 0, gpu.output_bytes)
         self._device.queue.submit([enc.finish()])
         gpu.staging.map_sync(self._wgpu.MapMode.READ)
-        out = np.frombuffer(gpu.staging.read_mapped(copy=True), dtype=np.float32)
+        out = np.frombuffer(gpu.staging.read_mapped(copy=True), dtype=np.float16 if gpu.output_dtype == "f16" else np.float32)
         gpu.staging.unmap()
         return [float(v) for v in out[np.asarray(positions, dtype=np.int64)]]

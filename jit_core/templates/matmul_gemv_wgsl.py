@@ -22,6 +22,10 @@ candidate, so a cross-workgroup reduction would need a second kernel.
 K rows that do not fill a whole step (K % (WK*KU)) are done by a guarded tail loop, row by row;
 columns past N (N % BN) read a clamped column and skip the store. A shape that divides evenly gets
 no tail, no clamp and no guard.
+
+An f16 op (``op.dtype`` 'f16', the device needs ``shader-f16``) declares ``enable f16;`` and f16
+bindings; its sums (accumulators, workgroup partials) are in ``op.acc``: values are widened as they
+are loaded and sums narrowed as they are stored when that is f32. An f32 op's code does not change.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..ops import MatMul
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
 from .matmul_wgsl import no_epilogue_rule
+from .dtype_rules import dtype_rules
 
 NNJIT_MAX_THREADS = 256
 MAX_ROWS = 8  # largest M this template takes; larger M is the tiled templates' job
@@ -153,7 +158,8 @@ class MatmulGemvWGSL:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return Space.build(self.params(), (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
+        return Space.build(self.params(), dtype_rules(op, caps, self.name, f16=True) + (no_epilogue_rule(op, self.name),)
+                           + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
         vn, wx, wk, _ = _check_config(op, config)
@@ -195,17 +201,27 @@ def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-gemv")
     nit, tail = divmod(K, step)
     gn = N % (wx * vn) != 0
     nt = wx * wk
-    ty = "vec4<f32>" if vec else "f32"
+    # element types: sd of the op's buffers, t of the sums (both f32 for an f32 op)
+    sd, t = op.dtype, op.acc
+    ty = f"vec4<{t}>" if vec else t
+    sty = f"vec4<{sd}>" if vec else sd
     zero = f"{ty}(0.0)"
 
+    def ld(expr: str, v: bool) -> str:  # a value read from a binding, in the sums' type
+        return expr if sd == t else f"{f'vec4<{t}>' if v else t}({expr})"
+
+    def narrow(expr: str) -> str:  # a sum stored into C
+        return expr if sd == t else f"{sty}({expr})"
+
     out: list[str] = [
+        *(["enable f16;"] if "f16" in (sd, t) else []),
         f"// {header}: C = A @ B, batch={batch} M={M} N={N} K={K}; {config.key()}",
         f"const M = {M}u;",
         f"const N = {N}u;",
         f"const K = {K}u;",
-        f"@group(0) @binding(0) var<storage, read> A: array<{'vec4<f32>' if a_vec else 'f32'}>;",
-        f"@group(0) @binding(1) var<storage, read> B: array<{ty}>;",
-        f"@group(0) @binding(2) var<storage, read_write> C: array<{ty}>;",
+        f"@group(0) @binding(0) var<storage, read> A: array<{f'vec4<{sd}>' if a_vec else sd}>;",
+        f"@group(0) @binding(1) var<storage, read> B: array<{sty}>;",
+        f"@group(0) @binding(2) var<storage, read_write> C: array<{sty}>;",
     ]
     if wk > 1:
         out.append(f"var<workgroup> R: array<{ty}, {wk * M * bne}>;")
@@ -240,14 +256,17 @@ def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-gemv")
         out.append(f"    let bk = k * {ne}u;")
         for u in range(ku):
             for j in range(cols):
-                out.append(f"    let b_{u}_{j} = B[{_plus('bk', u * ne)} + be_{j}];")
+                b = f"B[{_plus('bk', u * ne)} + be_{j}]"
+                out.append(f"    let b_{u}_{j} = {ld(b, vec)};")
         for m in range(M):
             if a_vec:
                 for q in range(ku // 4):
-                    out.append(f"    let a4_{m}_{q} = A[{a_base}{_plus('k / 4u', m * K // 4 + q)}];")
+                    a = f"A[{a_base}{_plus('k / 4u', m * K // 4 + q)}]"
+                    out.append(f"    let a4_{m}_{q} = {ld(a, True)};")
             else:
                 for u in range(ku):
-                    out.append(f"    let a_{m}_{u} = A[{a_base}{_plus('k', m * K + u)}];")
+                    a = f"A[{a_base}{_plus('k', m * K + u)}]"
+                    out.append(f"    let a_{m}_{u} = {ld(a, False)};")
         # One statement per accumulator, the KU products summed in k order (fewer lines to emit
         # and to compile than one statement per product).
         for m in range(M):
@@ -261,10 +280,10 @@ def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-gemv")
         out.append(f"  for (var k = {nit * step}u + ky; k < K; k = k + {wk}u) {{")
         out.append(f"    let bk = k * {ne}u;")
         for j in range(cols):
-            out.append(f"    let b_{j} = B[bk + be_{j}];")
+            out.append(f"    let b_{j} = {ld(f'B[bk + be_{j}]', vec)};")
         for m in range(M):
             src = f"A[{a_base}{_plus('k / 4u', m * K // 4)}][k % 4u]" if a_vec else f"A[{a_base}{_plus('k', m * K)}]"
-            out.append(f"    let a_{m} = {src};")
+            out.append(f"    let a_{m} = {ld(src, False)};")
             for j in range(cols):
                 out.append(f"    acc_{m}_{j} = acc_{m}_{j} + a_{m} * b_{j};")
         out.append("  }")
@@ -272,16 +291,16 @@ def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-gemv")
     if wk == 1:
         for m in range(M):
             for j in range(cols):
-                store = f"C[{c_base}{_plus(f'e_{j}', m * ne)}] = acc_{m}_{j};"
+                store = f"C[{c_base}{_plus(f'e_{j}', m * ne)}] = {narrow(f'acc_{m}_{j}')};"
                 out.append(f"  if (e_{j} < {ne}u) {{ {store} }}" if gn else f"  {store}")
     else:
-        out += _reduce_and_store(M=M, ne=ne, bne=bne, wk=wk, wx=wx, nt=nt, cols=cols, gn=gn, c_base=c_base)
+        out += _reduce_and_store(M=M, ne=ne, bne=bne, wk=wk, wx=wx, nt=nt, cols=cols, gn=gn, c_base=c_base, narrow=narrow)
     out.append("}")
     return "\n".join(out) + "\n"
 
 
 def _reduce_and_store(*, M: int, ne: int, bne: int, wk: int, wx: int, nt: int, cols: int, gn: bool,
-                      c_base: str) -> list[str]:
+                      c_base: str, narrow: Callable[[str], str]) -> list[str]:
     """Partial sums to R[ky*per + m*bne + j*wx + tx] (per = M*bne outputs of the workgroup); a
     barrier; for WK > 8, a first stage where per*(WK/G) tasks each add G consecutive partials of
     one output in place, and another barrier (so no thread adds more than about 2*sqrt(WK) values
@@ -322,7 +341,7 @@ def _reduce_and_store(*, M: int, ne: int, bne: int, wk: int, wx: int, nt: int, c
         else:
             body.append(f"let ec_{e} = e0 + {o};")
             body.append(f"let ci_{e} = {c_base}ec_{e};")
-        store = f"C[ci_{e}] = s_{e};"
+        store = f"C[ci_{e}] = {narrow(f's_{e}')};"
         body.append(f"if (ec_{e} < {ne}u) {{ {store} }}" if gn else store)
         lines += _guarded(body, f"{o} < {per}u" if (e + 1) * nt > per else None)
     return lines

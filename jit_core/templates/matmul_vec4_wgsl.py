@@ -23,6 +23,12 @@ into straight-line WGSL. Three kernels, chosen by SH and KS:
 - SH=0, KS=1, split-K for skinny M (decode GEMV): BM = TM; the WY threads of a column split K in
   BK chunks and their partial sums are added through workgroup memory at the end.
 
+An f16 op (``op.dtype`` 'f16', the device needs ``shader-f16``) declares ``enable f16;`` and its
+bindings as f16 (``vec4<f16>`` or ``f16``); ``op.acc`` picks the compute type of the tiles,
+registers and accumulators: 'f16' keeps everything in f16 (half the workgroup memory), 'f32'
+widens each value as it is loaded from global memory and narrows each result as it is stored
+(split-K's scratch P stays in the compute type). An f32 op's code does not depend on any of this.
+
 A fused epilogue (``op.bias``: binding 2 = bias [N], C moves to binding 3; ``op.act``: relu, gelu
 in its tanh form, silu) is applied to each vec4 of results as it is stored, by one WGSL function
 ``epi``; a plain matmul's code is unchanged.
@@ -41,6 +47,7 @@ from ..caps import DeviceCaps
 from ..ops import MatMul
 from ..protocol import Dispatch, KernelSource
 from ..space import Config, Param, Rule, Space
+from .dtype_rules import dtype_rules
 from .wgsl_common import act_expr
 
 NNJIT_MAX_THREADS = 256
@@ -119,10 +126,11 @@ class _Plan:
         ua, ub = self.load_units()
         return self.tm * self.tn + self.tm + self.tn + (4 * (ua * self.a_rows + ub) if self.pf else 0)
 
-    def workgroup_bytes(self) -> int:
+    def workgroup_bytes(self, elem: int = 4) -> int:
+        """Workgroup memory of the tiles (or split-K partials) of ``elem``-byte values."""
         if self.sh:
-            return (self.bk * self.bmp + self.bk * self.bn) * 4 * (2 if self.pf else 1)
-        return self.nt * self.tm * self.tn * 4 if self.ks else 0
+            return (self.bk * self.bmp + self.bk * self.bn) * elem * (2 if self.pf else 1)
+        return self.nt * self.tm * self.tn * elem if self.ks else 0
 
 
 _NAMES = ("WX", "WY", "TM", "TN", "BK", "SH", "PF", "KS")
@@ -193,7 +201,8 @@ class MatmulVec4WGSL:
     def rules(self, op: MatMul, caps: DeviceCaps) -> tuple[Rule, ...]:
         max_x, max_y, _ = caps.max_workgroup_size
         max_wg = caps.max_workgroups_per_dimension
-        operand_bytes = 4 * max(op.batch * op.M * op.K, op.batch * op.K * op.N, op.batch * op.M * op.N)
+        operand_bytes = (2 if op.dtype == "f16" else 4) * max(op.batch * op.M * op.K, op.batch * op.K * op.N, op.batch * op.M * op.N)
+        elem = 2 if op.acc == "f16" else 4  # bytes of a workgroup tile value (the compute type)
         skinny = op.M <= SKINNY_M
         cap = self.max_threads
 
@@ -260,9 +269,9 @@ class MatmulVec4WGSL:
                  f"threads per workgroup <= maxComputeInvocationsPerWorkgroup ({caps.max_invocations})"),
             Rule("workgroup-size-dims", "WebGPU", lambda c: c["WX"] <= max_x and c["WY"] <= max_y,
                  f"WX <= maxComputeWorkgroupSizeX ({max_x}), WY <= maxComputeWorkgroupSizeY ({max_y})"),
-            Rule("workgroup-storage", "WebGPU", lambda c: plan(c).workgroup_bytes() <= caps.max_workgroup_storage,
-                 "tiles ((BK*(BM+4) + BK*BN)*4 bytes, twice with PF=1) or the split-K partial sums "
-                 f"(WX*WY*TM*TN*4 bytes) <= maxComputeWorkgroupStorageSize ({caps.max_workgroup_storage})"),
+            Rule("workgroup-storage", "WebGPU", lambda c: plan(c).workgroup_bytes(elem) <= caps.max_workgroup_storage,
+                 f"tiles ((BK*(BM+4) + BK*BN)*{elem} bytes, twice with PF=1) or the split-K partial sums "
+                 f"(WX*WY*TM*TN*{elem} bytes) <= maxComputeWorkgroupStorageSize ({caps.max_workgroup_storage})"),
             Rule("prefetch-named-registers", "ours", lambda c: not c["PF"] or max(plan(c).load_units()) <= _UNROLL_LOADS,
                  f"PF=1 only when each thread prefetches at most {_UNROLL_LOADS} load units of A and of B "
                  "(named registers; a dynamically indexed array would spill)"),
@@ -333,8 +342,8 @@ class MatmulVec4WGSL:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return Space.build(self.params(), self.rules(op, caps), canonicalize=self.canonicalize,
-                           prior=self.prior(op, caps))
+        return Space.build(self.params(), dtype_rules(op, caps, self.name, f16=True) + self.rules(op, caps),
+                           canonicalize=self.canonicalize, prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
         p = _plan(config)
@@ -368,15 +377,18 @@ def _reduce_code(op: MatMul, sk: int, header: str) -> str:
     """Split-K's second dispatch: C[i] = epilogue(sum over the SK slices of P), one thread per
     output vec4 (N % 4 == 0) or float; P is [batch, SK, M, N]."""
     vec = op.N % 4 == 0
-    t = "vec4<f32>" if vec else "f32"
+    t = f"vec4<{op.acc}>" if vec else op.acc  # P and the sums: the compute type
+    s = f"vec4<{op.dtype}>" if vec else op.dtype  # bias and C: the op's dtype
+    cv = (lambda e: e) if s == t else (lambda e: f"{t}({e})")
     per = op.M * op.N // (4 if vec else 1)  # outputs per batch item
     total = op.batch * per
     col = f"e % {op.N // 4 if vec else op.N}u"
     lines = [
+        *(["enable f16;"] if "f16" in (op.dtype, op.acc) else []),
         f"// {header}: split-K reduction of {sk} slices, then the epilogue",
         f"@group(0) @binding(0) var<storage, read> P: array<{t}>;",
-        *([f"@group(0) @binding(1) var<storage, read> bias: array<{t}>;"] if op.bias else []),
-        f"@group(0) @binding({2 if op.bias else 1}) var<storage, read_write> C: array<{t}>;",
+        *([f"@group(0) @binding(1) var<storage, read> bias: array<{s}>;"] if op.bias else []),
+        f"@group(0) @binding({2 if op.bias else 1}) var<storage, read_write> C: array<{s}>;",
         "",
         f"@compute @workgroup_size({REDUCE_THREADS}, 1, 1)",
         "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {",
@@ -385,9 +397,9 @@ def _reduce_code(op: MatMul, sk: int, header: str) -> str:
         f"  let e = i % {per}u;",
         f"  let base = (i / {per}u) * {sk * per}u + e;",
         "  var x = " + " + ".join(f"P[base{_u(s * per)}]" for s in range(sk)) + ";",
-        *([f"  x = x + bias[{col}];"] if op.bias else []),
+        *([f"  x = x + {cv(f'bias[{col}]')};"] if op.bias else []),
         *_act_lines(op.act, t),
-        "  C[i] = x;",
+        "  C[i] = x;" if s == t else f"  C[i] = {s}(x);",
         "}",
     ]
     return "\n".join(lines) + "\n"
@@ -414,15 +426,28 @@ class _Gen:
         # split-K (SK > 1): this dispatch stores the plain partial product of its K slice into
         # binding 2 (scratch P [batch, SK, M, N], called C here); the reduction applies the epilogue
         self.epi = op.has_epilogue and p.sk == 1
+        # element types: s of the op's buffers, t of the math (tiles, registers, accumulators);
+        # both f32 for an f32 op. Split-K's partial products are stored in t.
+        self.s, self.t = op.dtype, op.acc
+        self.v4 = f"vec4<{self.t}>"
         self.out: list[str] = []
+
+    def ld(self, expr: str, vec: bool) -> str:
+        """A value read from a binding, in the compute type."""
+        if self.s == self.t:
+            return expr
+        return f"{self.v4 if vec else self.t}({expr})"
 
     # ----- pieces shared by the kernels
 
     def code(self) -> str:
         p, op, o = self.p, self.op, self.out
         M, N, K = op.M, op.N, op.K
-        ta, tb = ("vec4<f32>" if self.va else "f32"), ("vec4<f32>" if self.vb else "f32")
+        s, v4 = self.s, self.v4
+        ta, tb = (f"vec4<{s}>" if self.va else s), (f"vec4<{s}>" if self.vb else s)
+        tc = tb if p.sk == 1 else (v4 if self.vb else self.t)  # split-K: C is the scratch P
         o += [
+            *(["enable f16;"] if "f16" in (self.s, self.t) else []),
             f"// {self.header}: C = A @ B, batch={op.batch} M={M} N={N} K={K}; {self.key}",
             f"const M = {M}u;",
             f"const N = {N}u;",
@@ -432,7 +457,7 @@ class _Gen:
             f"@group(0) @binding(0) var<storage, read> A: array<{ta}>;",
             f"@group(0) @binding(1) var<storage, read> B: array<{tb}>;",
             *([f"@group(0) @binding(2) var<storage, read> bias: array<{tb}>;"] if self.epi and op.bias else []),
-            f"@group(0) @binding({3 if self.epi and op.bias else 2}) var<storage, read_write> C: array<{tb}>;",
+            f"@group(0) @binding({3 if self.epi and op.bias else 2}) var<storage, read_write> C: array<{tc}>;",
             *(self._epilogue_fn() if self.epi else []),
         ]
         nbuf = 2 if p.pf else 1
@@ -440,12 +465,12 @@ class _Gen:
             # [buffer][k][m or n4]: with k a literal in the unrolled compute, each inner index is
             # the same expression at every k, so the bounds clamps WebGPU compilers add to dynamic
             # indices are computed once per thread (a flat index needs an add and a clamp per load)
-            a_t = f"array<array<{'vec4<f32>' if self.a_vec else 'f32'}, {p.bmp // (4 if self.a_vec else 1)}>, {p.bk}>"
-            b_t = f"array<array<vec4<f32>, {p.bn // 4}>, {p.bk}>"
+            a_t = f"array<array<{v4 if self.a_vec else self.t}, {p.bmp // (4 if self.a_vec else 1)}>, {p.bk}>"
+            b_t = f"array<array<{v4}, {p.bn // 4}>, {p.bk}>"
             o.append(f"var<workgroup> As: {f'array<{a_t}, 2>' if p.pf else a_t};")
             o.append(f"var<workgroup> Bs: {f'array<{b_t}, 2>' if p.pf else b_t};")
         elif p.ks:
-            o.append(f"var<workgroup> red: array<vec4<f32>, {p.nt * p.tm * p.tn // 4}>;")
+            o.append(f"var<workgroup> red: array<{v4}, {p.nt * p.tm * p.tn // 4}>;")
         o += [
             "",
             f"@compute @workgroup_size({p.wx}, {p.wy}, 1)",
@@ -465,7 +490,7 @@ class _Gen:
             kc = slice_k(K, p.sk, p.bk)
             o.append(f"  let kbeg = (wg.z % {p.sk}u) * {kc}u;")
             o.append(f"  let kend = kbeg + {kc}u;" if p.sk * kc == K else f"  let kend = min(kbeg + {kc}u, K);")
-        o += [f"  var acc_{i}_{j} = vec4<f32>(0.0);" for i in range(p.tm) for j in range(p.tn // 4)]
+        o += [f"  var acc_{i}_{j} = {v4}(0.0);" for i in range(p.tm) for j in range(p.tn // 4)]
         if p.sh:
             self._tiled()
         else:
@@ -478,12 +503,13 @@ class _Gen:
         op = self.op
         if not op.has_epilogue:
             return []
-        lines = ["fn epi(v: vec4<f32>, c4: u32) -> vec4<f32> {", "  var x = v;"]
+        v4 = self.v4
+        lines = [f"fn epi(v: {v4}, c4: u32) -> {v4} {{", "  var x = v;"]
         if op.bias and self.vb:
-            lines.append("  x = x + bias[c4];")  # only called for c4 < N4
+            lines.append(f"  x = x + {self.ld('bias[c4]', True)};")  # only called for c4 < N4
         elif op.bias:  # columns past N read the last bias; their results are never stored
-            lines.append("  x = x + vec4<f32>(" + ", ".join(f"bias[min(c4 * 4u{_u(c)}, N - 1u)]" for c in range(4)) + ");")
-        lines += _act_lines(op.act, "vec4<f32>")
+            lines.append(f"  x = x + {v4}(" + ", ".join(self.ld(f"bias[min(c4 * 4u{_u(c)}, N - 1u)]", False) for c in range(4)) + ");")
+        lines += _act_lines(op.act, v4)
         return lines + ["  return x;", "}"]
 
     def _block_origin(self) -> list[str]:
@@ -508,7 +534,7 @@ class _Gen:
         """acc_i_j += a_i * b_j for one k, as one block of lines (the same for every k, so callers
         build it once); ``a_of(i)`` is the scalar A expression of row i."""
         tn4 = self.p.tn // 4
-        return "\n".join(f"{ind}acc_{i}_{j} = fma(vec4<f32>({a_of(i)}), b{j}, acc_{i}_{j});"
+        return "\n".join(f"{ind}acc_{i}_{j} = fma({self.v4}({a_of(i)}), b{j}, acc_{i}_{j});"
                          for i in range(self.p.tm) for j in range(tn4))
 
     def _store(self, row: str, col4: str, val: str, ind: str) -> None:
@@ -516,16 +542,18 @@ class _Gen:
         conds = [f"{row} < M"] if self.gm else []
         if self.epi:
             val = f"epi({val}, {col4})"
+        narrow = self.s != self.t and self.p.sk == 1  # C holds the op's dtype; split-K's P the compute type
         if self.vb:
             if self.gn:
                 conds.append(f"{col4} < N4")
-            stmts = [f"C[{self.cb}{row} * N4 + {col4}] = {val};"]
+            stmts = [f"C[{self.cb}{row} * N4 + {col4}] = {f'vec4<{self.s}>({val})' if narrow else val};"]
         else:
             stmts = [f"let cc = {self.cb}{row} * N + {col4} * 4u;"]
             if self.epi:
                 stmts.append(f"let ev = {val};")
                 val = "ev"
-            stmts += [f"if ({col4} * 4u{_u(c)} < N) {{ C[cc{_u(c)}] = {val}.{_COMP[c]}; }}" for c in range(4)]
+            stmts += [f"if ({col4} * 4u{_u(c)} < N) {{ C[cc{_u(c)}] = "
+                      f"{f'{self.s}({val}.{_COMP[c]})' if narrow else f'{val}.{_COMP[c]}'}; }}" for c in range(4)]
         if conds:
             self.out.append(f"{ind}if ({' && '.join(conds)}) {{")
             self.out += [f"{ind}  {s}" for s in stmts]
@@ -559,12 +587,13 @@ class _Gen:
             r = f"min({r}, {self.op.M - 1}u)" if self.gm else f"({r})"
             if self.va:
                 idx = f"{self.ab}{r} * K4 + " + (f"min(ak{e}, {K - 4}u) / 4u" if self.gk else f"ak{e} / 4u")
-                v = f"A[{idx}]"
-                vals.append(f"select(vec4<f32>(0.0), {v}, ak{e} < K)" if self.gk else v)
+                v = self.ld(f"A[{idx}]", True)
+                vals.append(f"select({self.v4}(0.0), {v}, ak{e} < K)" if self.gk else v)
             else:
                 st.append(f"let ar{e}_{rr} = {self.ab}{r} * K;")
-                parts = [f"select(0.0, A[ar{e}_{rr} + min(ak{e}{_u(c)}, {K - 1}u)], ak{e}{_u(c)} < K)" for c in range(4)]
-                vals.append(f"vec4<f32>({', '.join(parts)})")
+                parts = [f"select(0.0, {self.ld(f'A[ar{e}_{rr} + min(ak{e}{_u(c)}, {K - 1}u)]', False)}, ak{e}{_u(c)} < K)"
+                         for c in range(4)]
+                vals.append(f"{self.v4}({', '.join(parts)})")
         return st, vals
 
     def _b_unit(self, u: str, e: str) -> tuple[list[str], list[str]]:
@@ -575,19 +604,19 @@ class _Gen:
         k = f"min(bk{e}, {K - 1}u)" if self.gk else f"bk{e}"
         if self.vb:
             c = f"min(bq{e}, {N // 4 - 1}u)" if self.gn else f"bq{e}"
-            v = f"B[{self.bb}{k} * N4 + {c}]"
-            return st, [f"select(vec4<f32>(0.0), {v}, bk{e} < K)" if self.gk else v]
+            v = self.ld(f"B[{self.bb}{k} * N4 + {c}]", True)
+            return st, [f"select({self.v4}(0.0), {v}, bk{e} < K)" if self.gk else v]
         st.append(f"let br{e} = {self.bb}{k} * N;")
-        parts = [f"B[br{e} + min(bq{e} * 4u{_u(c)}, {N - 1}u)]" for c in range(4)]
-        v = f"vec4<f32>({', '.join(parts)})"
-        return st, [f"select(vec4<f32>(0.0), {v}, bk{e} < K)" if self.gk else v]
+        parts = [self.ld(f"B[br{e} + min(bq{e} * 4u{_u(c)}, {N - 1}u)]", False) for c in range(4)]
+        v = f"{self.v4}({', '.join(parts)})"
+        return st, [f"select({self.v4}(0.0), {v}, bk{e} < K)" if self.gk else v]
 
     def _a_store(self, e: str, vals: list[str], buf: str) -> list[str]:
         """Transposed store into As[k][m] (``buf``: '' or the buffer subscript '[nxt]'): a_vec: one
         vec4 (4 rows) per k; else 4 scalars."""
         if self.a_vec:
             return [f"As{buf}[ak{e} - k0{_u(c)}][am{e}] = "
-                    f"vec4<f32>({', '.join(f'{v}.{_COMP[c]}' for v in vals)});" for c in range(4)]
+                    f"{self.v4}({', '.join(f'{v}.{_COMP[c]}' for v in vals)});" for c in range(4)]
         return [f"As{buf}[ak{e} - k0{_u(c)}][am{e}] = {vals[0]}.{_COMP[c]};" for c in range(4)]
 
     def _load_total(self, which: str) -> int:
@@ -685,8 +714,8 @@ class _Gen:
             o += ["    workgroupBarrier();", "  }"]
         else:
             ua, ub = p.load_units()
-            o += [f"  var pa{e}_{r}: vec4<f32>;" for e in range(ua) for r in range(self.p.a_rows)]
-            o += [f"  var pb{e}_0: vec4<f32>;" for e in range(ub)]
+            o += [f"  var pa{e}_{r}: {self.v4};" for e in range(ua) for r in range(self.p.a_rows)]
+            o += [f"  var pb{e}_0: {self.v4};" for e in range(ub)]
             if p.sk > 1:
                 o.append(f"  let nks = (kend - kbeg + {p.bk - 1}u) / {p.bk}u;")
             o.append("  {")
@@ -732,17 +761,17 @@ class _Gen:
                 if k:
                     o.append(f"{i2}}}")
                 o.append(f"{i2}{{")
-                o += [f"{i2}  let a{i} = A[ar{i} + ka{_u(k // 4)}];" for i in range(p.tm)]
+                o += [f"{i2}  let a{i} = {self.ld(f'A[ar{i} + ka{_u(k // 4)}]', True)};" for i in range(p.tm)]
             elif not self.va:
                 if k:
                     o.append(f"{i2}}}")
                 o.append(f"{i2}{{")
-                o += [f"{i2}  let a{i} = A[ar{i} + ka{_u(k)}];" for i in range(p.tm)]
+                o += [f"{i2}  let a{i} = {self.ld(f'A[ar{i} + ka{_u(k)}]', False)};" for i in range(p.tm)]
             o.append(f"{i2}  {{")
             if self.vb:
-                o += [f"{i2}    let b{j} = B[kr + bc{j}{_u(k * bstride)}];" for j in range(tn4)]
+                o += [f"{i2}    let b{j} = {self.ld(f'B[kr + bc{j}{_u(k * bstride)}]', True)};" for j in range(tn4)]
             else:
-                o += [f"{i2}    let b{j} = vec4<f32>({', '.join(f'B[kr + bc{j}_{c}{_u(k * bstride)}]' for c in range(4))});"
+                o += [f"{i2}    let b{j} = {self.v4}({', '.join(self.ld(f'B[kr + bc{j}_{c}{_u(k * bstride)}]', False) for c in range(4))});"
                       for j in range(tn4)]
             o.append(fmas[k % 4] if self.va else fmas[0])
             o.append(f"{i2}  }}")

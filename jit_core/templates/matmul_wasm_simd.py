@@ -22,6 +22,7 @@ from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
 from ..space_staged import build_staged
 from ..wasm.matmul import WasmMatmulConfig, emit_matmul, scratch_bytes, work_units
+from .dtype_rules import dtype_rules, require_f32
 
 TILES = (16, 32, 64, 128, 256)
 THREADS = (1, 2, 4, 8, 16)
@@ -158,9 +159,11 @@ class MatmulWasmSimd:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return build_staged(self.params(), self.rules(op, caps), self.STAGES, prior=self.prior(op, caps))
+        return build_staged(self.params(), dtype_rules(op, caps, self.name, f16=False) + tuple(self.rules(op, caps)),
+                            self.STAGES, prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
+        require_f32(op, self.name)
         cfg = to_wasm_config(config)
         binary = emit_matmul(op, cfg)
         return KernelSource(

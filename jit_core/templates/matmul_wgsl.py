@@ -21,6 +21,7 @@ from ..caps import DeviceCaps
 from ..ops import MatMul
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
+from .dtype_rules import dtype_rules, require_f32
 
 NNJIT_MAX_THREADS = 256
 _UNROLL_LOADS = 8  # cooperative loads per thread up to which the load loop is unrolled in Python
@@ -192,7 +193,8 @@ class MatmulWGSL:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
         return Space.build(
-            self.params(), (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)), canonicalize=self.canonicalize, prior=self.prior(op, caps)
+            self.params(), dtype_rules(op, caps, self.name, f16=False) + (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)),
+            canonicalize=self.canonicalize, prior=self.prior(op, caps)
         )
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
@@ -218,6 +220,7 @@ def _check_config(config: Config) -> tuple[int, int, int, int, int, int, int]:
 
 def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl") -> str:
     """WGSL source of ``config`` for ``op``; see the module docstring for the kernel's shape."""
+    require_f32(op, "matmul-wgsl")
     bm, bn, bk, tm, tn, sh, uk = _check_config(config)
     M, N, K = op.M, op.N, op.K
     cs, rs = bn // tn, bm // tm  # threads along x (columns) and y (rows) = strides of owned cols/rows

@@ -1,7 +1,7 @@
 // jitfarm in-browser harness: a thin executor for farm/harness/PROTOCOL.md.
 // It compiles and times what the driver sends and answers with raw samples; it decides nothing a
 // tuner decides. Exposes window.jitfarm = {probe, runBatch, runBaseline, prng, version}.
-import { prngBuffer, prngF32 } from './prng.js';
+import { f16BitsToF32, prngBuffer, prngBufferF16, prngF32 } from './prng.js';
 import {
   measureWallResolution, minSampleSpanMs, sampleSpanning, warmUp,
 } from './timing.js';
@@ -85,10 +85,9 @@ async function acquireGpu() {
     if (typeof adapter.limits[name] === 'number') requiredLimits[name] = adapter.limits[name];
   }
   const hasTimestamp = adapter.features.has('timestamp-query');
-  const device = await adapter.requestDevice({
-    requiredLimits,
-    requiredFeatures: hasTimestamp ? ['timestamp-query'] : [],
-  });
+  // Optional features the kernels use where the adapter has them: timestamps, f16 matmuls.
+  const requiredFeatures = ['timestamp-query', 'shader-f16'].filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const state = { adapter, device, lost: null, hasTimestamp };
   device.lost.then((info) => {
     state.lost = info;
@@ -328,7 +327,7 @@ function checkAbort(abort) {
 let inputCache = new Map(); // key -> {device, buf}
 
 function inputKey(spec) {
-  return JSON.stringify([spec.size, spec.seed, spec.stream, spec.scale ?? 1, spec.shift ?? 0]);
+  return JSON.stringify([spec.size, spec.seed, spec.stream, spec.scale ?? 1, spec.shift ?? 0, spec.dtype ?? 'f32']);
 }
 
 function takeCachedInput(device, spec) {
@@ -360,8 +359,9 @@ async function makeBatchContext(state, batch, wantTimestamp) {
   try {
     await scoped(device, 'harness', async () => {
       for (const spec of batch.buffers) {
-        if ((spec.dtype ?? 'f32') !== 'f32') throw new HarnessError('harness', `buffer ${spec.name}: dtype ${spec.dtype} is not supported (f32 only)`);
-        const bytes = Math.max(4, spec.size * 4);
+        const dtype = spec.dtype ?? 'f32';
+        if (dtype !== 'f32' && dtype !== 'f16') throw new HarnessError('harness', `buffer ${spec.name}: dtype ${dtype} is not supported (f32 or f16)`);
+        const bytes = Math.max(4, Math.ceil((spec.size * (dtype === 'f16' ? 2 : 4)) / 4) * 4);
         const prng = spec.init === 'prng';
         if (!prng && spec.init !== 'zero') throw new HarnessError('harness', `buffer ${spec.name}: unknown init ${spec.init}`);
         let buf = (prng && spec.access === 'read' && ctx.cached.get(inputKey(spec))) || takeCachedInput(device, spec);
@@ -371,7 +371,8 @@ async function makeBatchContext(state, batch, wantTimestamp) {
             usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
           });
           if (prng) {
-            new Float32Array(buf.getMappedRange()).set(prngBuffer(spec));
+            if (dtype === 'f16') new Uint16Array(buf.getMappedRange()).set(prngBufferF16(spec));
+            else new Float32Array(buf.getMappedRange()).set(prngBuffer(spec));
             buf.unmap();
           }
         }
@@ -379,7 +380,7 @@ async function makeBatchContext(state, batch, wantTimestamp) {
         else created.push(buf);
         ctx.buffers.push({ spec, buf });
         ctx.named.set(spec.name, buf);
-        if (spec.output) { ctx.output = buf; ctx.outBytes = bytes; }
+        if (spec.output) { ctx.output = buf; ctx.outBytes = bytes; ctx.outDtype = dtype; ctx.outSize = spec.size; }
       }
       if (!ctx.output) throw new HarnessError('harness', 'batch has no buffer with output: true');
       ctx.staging = device.createBuffer({ size: ctx.outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -446,7 +447,8 @@ async function readBack(ctx, enc, keep) {
   enc.copyBufferToBuffer(ctx.output, 0, ctx.staging, 0, ctx.outBytes);
   ctx.device.queue.submit([enc.finish()]);
   await ctx.staging.mapAsync(GPUMapMode.READ);
-  const data = keep ? new Float32Array(ctx.staging.getMappedRange().slice(0)) : null;
+  const raw = keep ? ctx.staging.getMappedRange().slice(0) : null;
+  const data = raw && (ctx.outDtype === 'f16' ? new Uint16Array(raw, 0, ctx.outSize) : new Float32Array(raw));
   ctx.staging.unmap();
   return data;
 }
@@ -579,7 +581,8 @@ async function runCandidate(ctx, cand, measure, positions, timer, abort) {
       // 6. values at the check positions
       checkAbort(abort);
       const data = await readBack(ctx, device.createCommandEncoder(), true);
-      out.values = positions.map((p) => (p >= 0 && p < data.length ? data[p] : NaN));
+      const f16 = ctx.outDtype === 'f16';
+      out.values = positions.map((p) => (p >= 0 && p < data.length ? (f16 ? f16BitsToF32(data[p]) : data[p]) : NaN));
     });
     out.ok = true;
     return out;
@@ -703,8 +706,13 @@ function prng(seed, stream, n, offset = 0) {
   return Array.from(prngF32(seed, stream, n, offset));
 }
 
+// The bits of an f16 'prng' buffer (prngBufferF16), for the cross-language rounding check.
+function prngF16Bits(seed, stream, n, scale = 1, shift = 0) {
+  return Array.from(prngBufferF16({ seed, stream, size: n, scale, shift }));
+}
+
 window.jitfarm = {
-  probe, runBatch, runBaseline, prng, version: VERSION, featureLevel: FEATURE_LEVEL,
+  probe, runBatch, runBaseline, prng, prngF16Bits, version: VERSION, featureLevel: FEATURE_LEVEL,
   wedged: () => wedged,
 };
 window.jitfarmReady = true;
