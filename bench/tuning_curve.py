@@ -7,6 +7,9 @@
 1. Recording (on the device): every config of each op's space is timed once, in batches as the
    tuner runs them (``jit_core.replay.record_space``): the best config of the whole space and each
    config's device time (compile, warm-up, calibration, samples, share of its batch) come from it.
+   Then the ``--confirm-top`` fastest configs are timed ``--confirm-rounds`` more times,
+   interleaved, so the whole space's best is judged on their pooled samples, not on the luckiest
+   single measurement.
 2. Replay (in-process, Kernel Tuner's simulation mode): each strategy tunes each op for several
    seeds against the recorded timings; a simulated device clock advances by each candidate's
    recorded device time (scaled to the samples the strategy asked for). For each run: the device
@@ -86,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--min-sample-ms", type=float, default=10.0)
+    p.add_argument("--confirm-top", type=int, default=8,
+                   help="after recording a space, time its fastest N configs again, interleaved (0: off)")
+    p.add_argument("--confirm-rounds", type=int, default=3, help="rounds of --confirm-top")
     p.add_argument("--save-recordings", default=None, help="write each op's recording (JSON) to this folder")
     p.add_argument("--load-recordings", default=None, help="replay recordings from this folder instead of a device")
     p.add_argument("--live", action="store_true", help="also tune each op once per strategy on the device")
@@ -125,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# {device.id}: {ctx.adapter}", flush=True)
             for label, M, N, K, template in ops:
                 t0 = time.perf_counter()
-                rec = record_space(MatMul(M, N, K), template, ctx.caps, driver, measure=measure)
+                rec = record_space(MatMul(M, N, K), template, ctx.caps, driver, measure=measure,
+                                   confirm_top=args.confirm_top, confirm_rounds=args.confirm_rounds)
                 recordings[label] = rec
                 print(f"recorded {label}: {len(rec.configs)} configs in {time.perf_counter() - t0:.1f} s", flush=True)
                 if args.save_recordings:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .caps import DeviceCaps
 from .ops import OpSpec, op_from_dict
-from .protocol import Batch, CandidateResult, MeasureSpec, Runner
-from .reference import expected_values
+from .protocol import Batch, CandidateResult, MeasureSpec, Runner, make_batch
+from .reference import check_outputs, check_positions, expected_values
 from .space import Config
 from .templates import Template, get_template
 from .tuner import TrialRecord, TuneOptions, tune
@@ -122,8 +122,13 @@ def _with_added_params(template: str, key: str) -> str:
 
 def record_space(op: OpSpec, template: Template | str, caps: DeviceCaps, runner: Runner, *,
                  measure: MeasureSpec = MeasureSpec(), seed: int = 1, check_count: int = 64,
-                 batch_size: int = 8) -> Recording:
-    """Time every config of the space on ``runner``'s device, ``batch_size`` per round trip."""
+                 batch_size: int = 8, confirm_top: int = 0, confirm_rounds: int = 3) -> Recording:
+    """Time every config of the space on ``runner``'s device, ``batch_size`` per round trip. With
+    ``confirm_top``, the that many fastest configs are then timed ``confirm_rounds`` more times, all
+    of them in one batch per round (interleaved), and those samples join their recorded ones: the
+    space's best is then not just the luckiest single measurement of a flat landscape. Their
+    ``wall_s`` grows by the added samples' time, as if the first pass had taken them: a replay
+    asking for the first pass's number of samples is charged what the first pass cost."""
     tpl = get_template(template) if isinstance(template, str) else template
     options = TuneOptions(strategy="exhaustive", budget_s=1e9, batch_size=batch_size, seed=seed, measure=measure,
                           check_count=check_count)
@@ -145,7 +150,26 @@ def record_space(op: OpSpec, template: Template | str, caps: DeviceCaps, runner:
         share = max(0.0, wall - sum(own)) / len(batch)
         for r, o in zip(batch, own):
             configs[r.config_key] = _recorded(r, o + share)
+    if confirm_top:
+        _confirm(op, tpl, runner, configs, measure, seed, check_count, confirm_top, confirm_rounds)
     return Recording(op, tpl.name, tpl.version, caps, measure, configs)
+
+
+def _confirm(op: OpSpec, tpl: Template, runner: Runner, configs: dict[str, "RecordedConfig"], measure: MeasureSpec,
+             seed: int, check_count: int, top: int, rounds: int) -> None:
+    """Time the ``top`` fastest ok configs again, interleaved, ``rounds`` times; add the samples of
+    the checked runs to theirs."""
+    leaders = sorted((r.median_ms, k) for k, r in configs.items() if r.ok and r.median_ms is not None)[:top]
+    keys = [k for _, k in leaders]
+    positions = check_positions(op, check_count, seed)
+    for _ in range(rounds):
+        batch = make_batch(op, [(f"c{i}", tpl.render(op, Config.from_key(k))) for i, k in enumerate(keys)],
+                           seed=seed, measure=measure, check_positions=positions)
+        for key, res in zip(keys, runner.run_batch(batch)):
+            if res.ok and res.samples_ms and check_outputs(op, seed, positions, res.values).ok:
+                rec = configs[key]
+                added_s = len(res.samples_ms) * rec.reps * (rec.median_ms or 0.0) / 1e3
+                configs[key] = replace(rec, samples_ms=[*rec.samples_ms, *res.samples_ms], wall_s=rec.wall_s + added_s)
 
 
 def _own_s(rec: TrialRecord, measure: MeasureSpec) -> float:

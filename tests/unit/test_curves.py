@@ -2,10 +2,14 @@
 
 from pathlib import Path
 
+import pytest
+
 from farm.analysis.curves import tuning_curves
 from farm.scheduler.job import trial_row
 from farm.store.parquet import ParquetStore
-from jit_core.replay import Recording, ReplayRunner
+from jit_core.protocol import make_batch
+from jit_core.replay import Recording, ReplayRunner, record_space
+from jit_core.space import Config
 from jit_core.templates import get_template
 from jit_core.tuner import TuneOptions, tune
 
@@ -25,3 +29,25 @@ def test_curve_of_a_replayed_tune_steps_down_with_time(tmp_path):
     assert len(res.trials) == 30 and 1 <= len(curve) <= 30  # the steps, plus the last trial
     assert curve["elapsed_s"].is_monotonic_increasing and curve["best_so_far_ms"].is_monotonic_decreasing
     assert curve["best_so_far_ms"].iloc[-1] == res.best.median_ms
+
+
+def test_record_space_times_its_leaders_again_interleaved_and_charges_their_first_pass():
+    """record_space over a replay of a recording (an in-process stand-in for a device): the four
+    fastest configs get three more rounds of samples, and a replay asking the first pass's sample
+    count is still charged the first pass's device time for them."""
+    rec = Recording.load(DATA / "lavapipe-vec4-64x64x64.json")
+    again = record_space(rec.op, rec.template, rec.caps, ReplayRunner(rec), measure=rec.measure,
+                         confirm_top=4, confirm_rounds=3)
+    n = rec.measure.samples
+    top4 = {k for _, k in sorted((r.median_ms, k) for k, r in rec.configs.items() if r.ok and r.median_ms is not None)[:4]}
+    grown = {k for k, r in again.configs.items() if len(r.samples_ms) == 4 * n}
+    assert grown == top4
+    assert all(len(r.samples_ms) == n for k, r in again.configs.items() if k not in grown)
+    tpl = get_template(again.template)
+    for k in grown:
+        r = again.configs[k]
+        replay = ReplayRunner(again)
+        kernel = tpl.render(again.op, Config.from_key(k))
+        (res,) = replay.run_batch(make_batch(again.op, [("x", kernel)], seed=1, measure=again.measure, check_positions=[0]))
+        assert res.ok and len(res.samples_ms) == n
+        assert replay.clock() == pytest.approx(r.wall_s - 3 * n * r.reps * r.median_ms / 1e3)
