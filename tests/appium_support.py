@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from farm.drivers.appium_server import APPIUM_MAIN, AppiumServer, AppiumServerOptions, installed_drivers
+from farm.procs import process_alive as alive  # noqa: F401 - the tests import it from here
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -41,14 +42,6 @@ def cmdline(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def session_chromedriver(server_pid: int, port: int | None = None) -> int:

@@ -15,6 +15,7 @@ import ray
 from farm.config.devices import DeviceSpec
 from farm.config.experiments import ExperimentSpec, JobSpec
 from farm.drivers import DriverError, make_driver
+from farm.procs import process_alive
 from farm.store.schema import SCHEMAS, device_state_row
 from farm.validity import merge
 from jit_core.templates import get_template
@@ -23,21 +24,6 @@ from .aggregator import Aggregator  # noqa: F401 - re-exported: the run starts b
 from .job import DeviceContext, JobRunner
 from .lanes import NOT_STARTED
 from .outbox import Outbox
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine still runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc here: the signal check is all there is
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def job_context(ctx: DeviceContext, state: dict[str, Any]) -> DeviceContext:

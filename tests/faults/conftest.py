@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from farm.config.faults import ERROR_CLASSES
+from farm.procs import process_alive as alive  # noqa: F401 - the tests import it from here
 from tests.projects import make_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,14 +60,6 @@ def descendants(root: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def kill_pids(pids: list[int]) -> None:

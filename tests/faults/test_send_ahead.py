@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from farm.config.experiments import load_experiment
-from farm.scheduler.actors import process_alive
+from farm.procs import process_alive
 from farm.scheduler.run import RunOptions, run_experiment
 
 from .conftest import check_records, needs_lavapipe
