@@ -24,15 +24,12 @@ sys.path.insert(0, str(ROOT))
 from farm.config.devices import find_device  # noqa: E402
 from farm.drivers import make_driver  # noqa: E402
 from farm.scheduler.job import DeviceContext  # noqa: E402
-from jit_core.ops import MatMul  # noqa: E402
+from jit_core.ops import MATMUL_PRECISIONS, MatMul  # noqa: E402
 from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
 from jit_core.reference import check_outputs, check_positions  # noqa: E402
 from jit_core.space import Config  # noqa: E402
 from jit_core.templates import get_template  # noqa: E402
 from jit_core.tuner import TuneOptions, tune  # noqa: E402
-
-DTYPES = {"f32": {}, "f16": {"dtype": "f16"}, "f16acc16": {"dtype": "f16", "acc": "f16"}}
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         for M, N, K in shapes:
             # (dtype, template, config key) -> samples of every round
             picks: dict[tuple[str, str, str], list[float]] = {}
-            ops = {dt: MatMul(M, N, K, **kw) for dt, kw in DTYPES.items()}
+            ops = {dt: MatMul(M, N, K, **kw) for dt, kw in MATMUL_PRECISIONS.items()}
             for dt, op in ops.items():
                 ranked = []
                 for name in args.templates.split(","):

@@ -15,8 +15,8 @@ prior order) and reports:
 - cublas: torch.matmul fp32 (TF32 off) with CUDA events, when ``--cublas`` is given (fp16 for
   f16 ops);
 - ``--dtype f32,f16,f16acc16``: each shape in each dtype, side by side in one run (f16: half
-  buffers, f32 sums; f16acc16: f16 sums too); f16 needs a device with ``shader-f16`` and only
-  matmul-wgsl-vec4 has f16 kernels (no tfjs-like config, no baseline comparison for f16);
+  buffers, f32 sums; f16acc16: f16 sums too); f16 needs a device with ``shader-f16``, and
+  matmul-wgsl-vec4 and -gemv are the templates with f16 kernels (no tfjs-like config, no baseline comparison for f16);
 - with ``--baselines tfjs-webgpu,ort-webgpu`` (browser devices): the best kernel of the shape and
   each baseline library's matmul, interleaved A B C for ``--rounds`` rounds in the same page, same
   inputs, same wall-clock timer layer (the farm's comparison, ``JobRunner.compare``), in a second
@@ -46,7 +46,7 @@ from farm.drivers import make_driver  # noqa: E402
 from farm.scheduler.job import DeviceContext, JobRunner, trial_row  # noqa: E402
 from farm.scheduler.manifest import git_state, new_run_id, package_versions  # noqa: E402
 from farm.store.parquet import ParquetStore  # noqa: E402
-from jit_core.ops import MatMul  # noqa: E402
+from jit_core.ops import MATMUL_PRECISIONS, MatMul  # noqa: E402
 from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
 from jit_core.reference import check_outputs, check_positions  # noqa: E402
 from jit_core.space import Config  # noqa: E402
@@ -214,10 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summary", default=None, help="also write the table as Markdown here")
     args = p.parse_args(argv)
 
-    dtypes = {"f32": {}, "f16": {"dtype": "f16"}, "f16acc16": {"dtype": "f16", "acc": "f16"}}
-    bad = [d for d in args.dtype.split(",") if d not in dtypes]
+    bad = [d for d in args.dtype.split(",") if d not in MATMUL_PRECISIONS]
     if bad:
-        p.error(f"--dtype: unknown {bad}; known: {', '.join(dtypes)}")
+        p.error(f"--dtype: unknown {bad}; known: {', '.join(MATMUL_PRECISIONS)}")
     shapes = SHAPES[args.shapes]
     if args.only:
         keep = set(args.only.split(","))
@@ -272,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             write_summary("\n(incomplete: still running)\n")
 
         for (label0, M, N, K), dt in ((s, d) for s in shapes for d in args.dtype.split(",")):
-            op = MatMul(M, N, K, **dtypes[dt])
+            op = MatMul(M, N, K, **MATMUL_PRECISIONS[dt])
             label = label0 if dt == "f32" else f"{label0} {dt}"
             common = {"run_id": run_id, "device_id": device.id, "device_fingerprint": ctx.fingerprint,
                       "adapter": ctx.adapter, "op_key": op.key(), "op_label": label}

@@ -15,6 +15,9 @@ from typing import Any, Union
 DTYPES = ("f32",)
 MATMUL_DTYPES = ("f32", "f16")
 ACCUMULATORS = ("f32", "f16")
+# A matmul's precision by name (keys, labels, bench options): its dtype and accumulation type.
+MATMUL_PRECISIONS = {"f32": {"dtype": "f32", "acc": "f32"}, "f16": {"dtype": "f16", "acc": "f32"},
+                     "f16acc16": {"dtype": "f16", "acc": "f16"}}
 ACTIVATIONS = ("none", "relu", "gelu", "silu")
 
 
@@ -67,11 +70,15 @@ class MatMul:
     def has_epilogue(self) -> bool:
         return self.bias or self.act != "none"
 
+    @property
+    def precision(self) -> str:
+        """'f32', 'f16' or 'f16acc16': the name of (dtype, acc) in ``MATMUL_PRECISIONS``."""
+        return self.dtype + ("acc16" if self.acc == "f16" else "")
+
     def key(self) -> str:
         b = f"b{self.batch}_" if self.batch != 1 else ""
         epi = ("_bias" if self.bias else "") + (f"_{self.act}" if self.act != "none" else "")
-        dt = self.dtype + ("acc16" if self.acc == "f16" else "")
-        return f"matmul_{dt}_{b}{self.M}x{self.N}x{self.K}{epi}"
+        return f"matmul_{self.precision}_{b}{self.M}x{self.N}x{self.K}{epi}"
 
     def shape_str(self) -> str:
         b = f"{self.batch}x" if self.batch != 1 else ""

@@ -9,8 +9,7 @@ from typing import Any
 from jit_core.ops import ACCUMULATORS, ELTWISE_FNS, HEADS_MODES, MATMUL_DTYPES, NORMS, OP_KINDS, MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
-from jit_core.templates import DEFAULT_TEMPLATES, TEMPLATES
-from jit_core.templates.dtype_rules import F16_TEMPLATES
+from jit_core.templates import DEFAULT_TEMPLATES, F16_TEMPLATES, TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 
@@ -142,8 +141,7 @@ def _op(r: Reader, index: int, file: str) -> tuple[str, OpSpec]:
             op: OpSpec = MatMul(**dims, batch=batch, dtype=dtype, acc=acc)
         except ValueError as exc:
             raise ConfigError(file, key, str(exc), "write acc: f16 only with dtype: f16") from None
-        dt = "" if dtype == "f32" else f" {dtype}" + ("acc16" if acc == "f16" else "")
-        return label or op.shape_str() + dt, op
+        return label or op.shape_str() + ("" if dtype == "f32" else f" {op.precision}"), op
     values: dict[str, object] = {}
     for f in fields(OP_KINDS[kind]):
         if f.name == "kind":
