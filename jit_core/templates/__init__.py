@@ -69,9 +69,14 @@ def get_template(name: str) -> Template:
         raise ValueError(f"unknown template {name!r}; known: {sorted(TEMPLATES)}") from None
 
 
+# The templates with f16 kernels (their ``dtypes`` name f16): f16 matmuls are tuned with these.
+F16_TEMPLATES: tuple[str, ...] = tuple(sorted(
+    n for n, cls in TEMPLATES.items() if "f16" in getattr(cls, "dtypes", ("f32",))))
+
+
 def templates_for(kind: str) -> list[str]:
     """Names of the registered templates of op kind ``kind``, sorted."""
     return sorted(name for name, cls in TEMPLATES.items() if cls.op_kind == kind)
 
 
-__all__ = ["EltwiseWGSL", "HeadsWGSL", "MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWasmSimd", "MatmulWGSL", "NormWGSL", "SoftmaxWGSL", "DEFAULT_TEMPLATES", "TEMPLATES", "Template", "get_template", "templates_for"]
+__all__ = ["EltwiseWGSL", "HeadsWGSL", "MatmulGemvWGSL", "MatmulVec4WGSL", "MatmulWasmSimd", "MatmulWGSL", "NormWGSL", "SoftmaxWGSL", "DEFAULT_TEMPLATES", "F16_TEMPLATES", "TEMPLATES", "Template", "get_template", "templates_for"]

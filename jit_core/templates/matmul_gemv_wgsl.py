@@ -37,8 +37,9 @@ from ..caps import DeviceCaps
 from ..ops import MatMul
 from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
-from .matmul_wgsl import no_epilogue_rule
 from .dtype_rules import dtype_rules
+from .matmul_wgsl import no_epilogue_rule
+from .wgsl_common import enable_f16
 
 NNJIT_MAX_THREADS = 256
 MAX_ROWS = 8  # largest M this template takes; larger M is the tiled templates' job
@@ -71,6 +72,7 @@ class MatmulGemvWGSL:
     version = "1"
     backend = "webgpu"
     op_kind = "matmul"
+    dtypes = ("f32", "f16")  # op dtypes with kernels here (dtype_rules.py)
 
     def params(self) -> tuple[Param, ...]:
         return (
@@ -158,7 +160,7 @@ class MatmulGemvWGSL:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return Space.build(self.params(), dtype_rules(op, caps, self.name, f16=True) + (no_epilogue_rule(op, self.name),)
+        return Space.build(self.params(), dtype_rules(op, caps, self) + (no_epilogue_rule(op, self.name),)
                            + tuple(self.rules(op, caps)), prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
@@ -214,7 +216,7 @@ def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-gemv")
         return expr if sd == t else f"{sty}({expr})"
 
     out: list[str] = [
-        *(["enable f16;"] if "f16" in (sd, t) else []),
+        *enable_f16(sd, t),
         f"// {header}: C = A @ B, batch={batch} M={M} N={N} K={K}; {config.key()}",
         f"const M = {M}u;",
         f"const N = {N}u;",

@@ -45,10 +45,10 @@ from dataclasses import dataclass
 
 from ..caps import DeviceCaps
 from ..ops import MatMul
-from ..protocol import Dispatch, KernelSource
+from ..protocol import BUFFER_DTYPES, Dispatch, KernelSource
 from ..space import Config, Param, Rule, Space
 from .dtype_rules import dtype_rules
-from .wgsl_common import act_expr
+from .wgsl_common import act_expr, enable_f16
 
 NNJIT_MAX_THREADS = 256
 MIN_THREADS = 32  # one NVIDIA warp; the widest common subgroup
@@ -169,6 +169,7 @@ class MatmulVec4WGSL:
     version = "4"  # 4: nested workgroup tile arrays; 3: GS (grouped launch order); 2: unused col0 dropped
     backend = "webgpu"
     op_kind = "matmul"
+    dtypes = ("f32", "f16")  # op dtypes with kernels here (dtype_rules.py)
 
     def __init__(self, *, max_threads: int = NNJIT_MAX_THREADS) -> None:
         if max_threads < 1:
@@ -201,8 +202,8 @@ class MatmulVec4WGSL:
     def rules(self, op: MatMul, caps: DeviceCaps) -> tuple[Rule, ...]:
         max_x, max_y, _ = caps.max_workgroup_size
         max_wg = caps.max_workgroups_per_dimension
-        operand_bytes = (2 if op.dtype == "f16" else 4) * max(op.batch * op.M * op.K, op.batch * op.K * op.N, op.batch * op.M * op.N)
-        elem = 2 if op.acc == "f16" else 4  # bytes of a workgroup tile value (the compute type)
+        operand_bytes = BUFFER_DTYPES[op.dtype] * max(op.batch * op.M * op.K, op.batch * op.K * op.N, op.batch * op.M * op.N)
+        elem = BUFFER_DTYPES[op.acc]  # bytes of a workgroup tile value (the compute type)
         skinny = op.M <= SKINNY_M
         cap = self.max_threads
 
@@ -342,7 +343,7 @@ class MatmulVec4WGSL:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return Space.build(self.params(), dtype_rules(op, caps, self.name, f16=True) + self.rules(op, caps),
+        return Space.build(self.params(), dtype_rules(op, caps, self) + self.rules(op, caps),
                            canonicalize=self.canonicalize, prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:
@@ -384,7 +385,7 @@ def _reduce_code(op: MatMul, sk: int, header: str) -> str:
     total = op.batch * per
     col = f"e % {op.N // 4 if vec else op.N}u"
     lines = [
-        *(["enable f16;"] if "f16" in (op.dtype, op.acc) else []),
+        *enable_f16(op.dtype, op.acc),
         f"// {header}: split-K reduction of {sk} slices, then the epilogue",
         f"@group(0) @binding(0) var<storage, read> P: array<{t}>;",
         *([f"@group(0) @binding(1) var<storage, read> bias: array<{s}>;"] if op.bias else []),
@@ -447,7 +448,7 @@ class _Gen:
         ta, tb = (f"vec4<{s}>" if self.va else s), (f"vec4<{s}>" if self.vb else s)
         tc = tb if p.sk == 1 else (v4 if self.vb else self.t)  # split-K: C is the scratch P
         o += [
-            *(["enable f16;"] if "f16" in (self.s, self.t) else []),
+            *enable_f16(self.s, self.t),
             f"// {self.header}: C = A @ B, batch={op.batch} M={M} N={N} K={K}; {self.key}",
             f"const M = {M}u;",
             f"const N = {N}u;",
@@ -460,7 +461,6 @@ class _Gen:
             f"@group(0) @binding({3 if self.epi and op.bias else 2}) var<storage, read_write> C: array<{tc}>;",
             *(self._epilogue_fn() if self.epi else []),
         ]
-        nbuf = 2 if p.pf else 1
         if p.sh:
             # [buffer][k][m or n4]: with k a literal in the unrolled compute, each inner index is
             # the same expression at every k, so the bounds clamps WebGPU compilers add to dynamic

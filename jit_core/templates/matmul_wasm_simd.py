@@ -65,6 +65,7 @@ class MatmulWasmSimd:
     version = "2"  # 2: one micro-kernel call per band of rows
     backend = "wasm"
     op_kind = "matmul"
+    dtypes = ("f32",)  # op dtypes with kernels here (dtype_rules.py)
 
     # Enumerated stage by stage (see ``space``): the rules of a stage read only its params and
     # those of earlier stages.
@@ -159,7 +160,7 @@ class MatmulWasmSimd:
     def space(self, op: MatMul, caps: DeviceCaps) -> Space:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
-        return build_staged(self.params(), dtype_rules(op, caps, self.name, f16=False) + tuple(self.rules(op, caps)),
+        return build_staged(self.params(), dtype_rules(op, caps, self) + tuple(self.rules(op, caps)),
                             self.STAGES, prior=self.prior(op, caps))
 
     def render(self, op: MatMul, config: Config) -> KernelSource:

@@ -53,6 +53,7 @@ class MatmulWGSL:
     version = "2"  # 2: UK (unrolled BK loop) and the measured priors
     backend = "webgpu"
     op_kind = "matmul"
+    dtypes = ("f32",)  # op dtypes with kernels here (dtype_rules.py)
 
     def params(self) -> tuple[Param, ...]:
         return (
@@ -193,7 +194,7 @@ class MatmulWGSL:
         if not isinstance(op, MatMul):
             raise TypeError(f"{self.name} renders matmul ops, not {type(op).__name__}")
         return Space.build(
-            self.params(), dtype_rules(op, caps, self.name, f16=False) + (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)),
+            self.params(), dtype_rules(op, caps, self) + (no_epilogue_rule(op, self.name),) + tuple(self.rules(op, caps)),
             canonicalize=self.canonicalize, prior=self.prior(op, caps)
         )
 

@@ -81,6 +81,12 @@ def tree_reduce(tpr: int, arrays: Sequence[str], combine: Callable[[str, str], l
     return lines
 
 
+def enable_f16(*types: str) -> list[str]:
+    """The ``enable f16;`` directive when any of the element types ``types`` is f16, else nothing
+    (an f32 kernel's code does not change)."""
+    return ["enable f16;"] if "f16" in types else []
+
+
 def act_expr(act: str, x: str, t: str) -> str:
     """WGSL of activation ``act`` (relu, gelu, silu) on expression ``x`` of type ``t`` (f32 or
     vec4<f32>): the formulas of ``jit_core.reference.activation``, GELU in its tanh form with tanh's

@@ -163,7 +163,7 @@ def test_bad_f16_experiments_name_the_key_and_the_fix(tmp_path, experiment, key,
 
 def test_f16_templates_list_exactly_the_templates_with_f16_configs():
     from jit_core.templates import templates_for
-    from jit_core.templates.dtype_rules import F16_TEMPLATES
+    from jit_core.templates import F16_TEMPLATES
 
     op = MatMul(4, 64, 64, dtype="f16")
     with_f16 = [n for n in templates_for("matmul") if n != "matmul-wasm-simd" and len(get_template(n).space(op, WITH_F16))]
