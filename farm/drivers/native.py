@@ -10,7 +10,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Any
+from typing import Any
 
 import numpy as np
 

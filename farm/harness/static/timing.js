@@ -24,7 +24,6 @@ export function measureWallResolution() {
   return Math.round(best * 1e6) / 1e6; // drop float noise below 1 ns
 }
 
-// The shortest a sample may be: minSampleMs, and minTicks ticks of the timer.
 // `measure.warmup` single runs, then runs until `measure.warmupMs` of wall time have passed (a GPU
 // that idled while the host compiled runs at low clocks for a while), doubling the runs per round
 // trip while one takes under 5 ms. `runReps(k)` runs the candidate k times and waits for the device.
@@ -44,6 +43,7 @@ export async function warmUp(runReps, measure, abort) {
   }
 }
 
+// The shortest a sample may be: minSampleMs, and minTicks ticks of the timer.
 export function minSampleSpanMs(measure, resolutionMs) {
   const ticks = measure.minTicks ?? DEFAULT_MIN_TICKS;
   return Math.max(measure.minSampleMs ?? 0, ticks * (resolutionMs || 0));
