@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                     if len(tpl.space(op, ctx.caps)) == 0:
                         continue
                     res = tune(op, tpl, ctx.caps, driver, options=TuneOptions(strategy="exhaustive", budget_s=1e9, batch_size=8,
-                                                                             measure=screen))
+                                                                             measure=screen, confirm_top=0))
                     ranked += [(t.median_ms, name, t.config_key) for t in res.trials if t.check_ok and t.median_ms]
                 for _, name, key in sorted(ranked)[: args.top]:
                     picks[(dt, name, key)] = []

@@ -131,7 +131,7 @@ def record_space(op: OpSpec, template: Template | str, caps: DeviceCaps, runner:
     asking for the first pass's number of samples is charged what the first pass cost."""
     tpl = get_template(template) if isinstance(template, str) else template
     options = TuneOptions(strategy="exhaustive", budget_s=1e9, batch_size=batch_size, seed=seed, measure=measure,
-                          check_count=check_count)
+                          check_count=check_count, confirm_top=0)  # one pass; the leaders are re-timed below
     result = tune(op, tpl, caps, runner, options=options)
     configs: dict[str, RecordedConfig] = {}
     batches: list[list[TrialRecord]] = []

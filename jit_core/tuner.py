@@ -18,7 +18,7 @@ from .caps import DeviceCaps
 from .ops import OpSpec
 from .protocol import CandidateResult, KernelSource, MeasureSpec, Runner, make_batch
 from .reference import check_outputs, check_positions
-from .search import get_strategy
+from .search import Strategy, get_strategy
 from .space import Config
 from .templates import Template, get_template
 
@@ -33,7 +33,14 @@ class TuneOptions:
     device round trip, ``seed`` for inputs, check positions and the strategy, ``measure`` (how each
     candidate is timed; a strategy may ask for fewer samples, see ``Strategy.samples``),
     ``check_count`` (random output positions verified besides the edges) and ``start``: configs
-    tried first (a cached winner and runners-up: warm start; ignored where not in the space)."""
+    tried first (a cached winner and runners-up: warm start; ignored where not in the space).
+
+    ``confirm_top`` and ``confirm_rounds``: the tuner's last step times its ``confirm_top`` fastest
+    configs again, all in one batch per round (interleaved), ``confirm_rounds`` times, and returns
+    the one with the lowest median of all its samples. On a flat landscape the fastest single
+    measurement of many is mostly luck; this keeps it from winning. Time for it is set aside from
+    ``budget_s`` (estimated from the candidates timed so far); its re-timings do not count
+    against ``max_evals`` (they try no new config). ``confirm_top`` < 2 or ``confirm_rounds`` 0: off."""
 
     strategy: str = "exhaustive"
     budget_s: float = 30.0
@@ -43,6 +50,8 @@ class TuneOptions:
     measure: MeasureSpec = field(default_factory=MeasureSpec)
     check_count: int = 64
     start: tuple[Config, ...] = ()
+    confirm_top: int = 4
+    confirm_rounds: int = 2
 
     def __post_init__(self) -> None:
         if self.budget_s <= 0:
@@ -51,6 +60,12 @@ class TuneOptions:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_evals is not None and self.max_evals < 1:
             raise ValueError(f"max_evals must be >= 1 or None, got {self.max_evals}")
+        if self.confirm_top < 0 or self.confirm_rounds < 0:
+            raise ValueError(f"confirm_top and confirm_rounds must be >= 0, got {self.confirm_top}, {self.confirm_rounds}")
+
+    @property
+    def confirms(self) -> bool:
+        return self.confirm_top >= 2 and self.confirm_rounds >= 1
 
 
 @dataclass
@@ -60,8 +75,10 @@ class TrialRecord:
     failed) and 'wrong-result'. ``median_ms`` is the median of ``samples_ms`` (the cost);
     ``elapsed_s`` is seconds since the tune started, at the end of the candidate's batch;
     ``best_so_far_ms`` is the cost of the config the tuner would return if it stopped after this
-    trial (the strategy's best; for successive halving, the best of its most-sampled rung) and
-    ``best_config_key`` that config: (elapsed_s, best_so_far_ms) is the tuning curve."""
+    trial (the strategy's best; for successive halving, the best of its most-sampled rung; after a
+    confirmation round, the leader with the lowest median of all its samples) and
+    ``best_config_key`` that config: (elapsed_s, best_so_far_ms) is the tuning curve. ``phase`` is
+    'search' (asked by the strategy) or 'confirm' (a leader timed again, see ``TuneOptions``)."""
 
     index: int
     config: dict[str, int]
@@ -83,6 +100,7 @@ class TrialRecord:
     best_so_far_ms: float | None = None
     best_config_key: str | None = None
     flags: list[str] = field(default_factory=list)  # the device's measurement flags, e.g. short-samples
+    phase: str = "search"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,8 +108,10 @@ class TrialRecord:
 
 @dataclass
 class TuneResult:
-    """Everything one ``tune`` call learned: the winner (``best``: the ok trial with the lowest
-    median, None if none passed), every trial in order, the space's sizes and why it stopped."""
+    """Everything one ``tune`` call learned: the winner (``best``, None if none passed: the
+    strategy's best, or after confirmation rounds the leader with the lowest median of all its
+    samples; its ``samples_ms`` are then all of them and ``median_ms`` their median), every trial in
+    order, the space's sizes and why the search stopped."""
 
     op: OpSpec
     template: str
@@ -158,6 +178,13 @@ def tune(
     def elapsed() -> float:
         return clock() - t0
 
+    def reserve() -> float:
+        """Seconds set aside for the confirmation rounds: per-candidate time so far x leaders x rounds."""
+        if not options.confirms or not batch_wall:
+            return 0.0
+        leaders = min(options.confirm_top, sum(1 for r in latest.values() if r.ok))
+        return statistics.median(batch_wall) * leaders * options.confirm_rounds if leaders >= 2 else 0.0
+
     while True:
         if strategy.done:
             stopped = "space-exhausted"
@@ -165,7 +192,7 @@ def tune(
         if options.max_evals is not None and len(trials) >= options.max_evals:
             stopped = "eval-budget"
             break
-        remaining = options.budget_s - elapsed()
+        remaining = options.budget_s - elapsed() - reserve()
         if remaining <= 0 and trials:  # the first batch always runs: a tune returns something
             stopped = "time-budget"
             break
@@ -197,6 +224,12 @@ def tune(
             if on_trial is not None:
                 on_trial(rec)
 
+    if options.confirms and best is not None:
+        searched = len(trials)
+        confirmed = _confirm(op, tpl, strategy, latest, trials, runner, options, positions, elapsed, on_trial)
+        if len(trials) > searched:  # a round ran: its answer stands, even None (every config failed)
+            best = confirmed
+
     return TuneResult(
         op=op,
         template=tpl.name,
@@ -212,6 +245,49 @@ def tune(
         space_report=space.report(),
         start=[c.key() for c in options.start if c in space],
     )
+
+
+def _confirm(op: OpSpec, tpl: Template, strategy: Strategy, latest: dict[Config, TrialRecord], trials: list[TrialRecord],
+             runner: Runner, options: TuneOptions, positions: list[int], elapsed: Callable[[], float],
+             on_trial: Callable[[TrialRecord], None] | None) -> TrialRecord | None:
+    """The confirmation rounds (``TuneOptions.confirm_top``): the leaders by their latest cost (the
+    strategy's best first) timed again, one batch per round while the budget lasts. Returns the
+    leader with the lowest median of all its ok samples; None when there are fewer than two
+    leaders or no round ran. A leader that fails in a round is out; when all fail, the fastest
+    config that was not a leader wins (None if there is none)."""
+    ranked = sorted((r.median_ms, i, c) for i, (c, r) in enumerate(latest.items()) if r.ok and r.median_ms is not None)
+    order = [c for _, _, c in ranked]
+    if strategy.best is not None and strategy.best[0] in order:  # successive halving ranks by rung first
+        order.remove(strategy.best[0])
+        order.insert(0, strategy.best[0])
+    leaders, rest = order[: options.confirm_top], order[options.confirm_top:]
+    if len(leaders) < 2:
+        return None
+    winner: TrialRecord | None = None
+    for _ in range(options.confirm_rounds):
+        if elapsed() >= options.budget_s or not leaders:
+            break
+        records = _run_batch(op, tpl, leaders, runner, options, options.measure, positions, first_index=len(trials))
+        now = elapsed()
+        for rec in records:
+            rec.phase, rec.elapsed_s = "confirm", now
+        leaders = [c for c, rec in zip(leaders, records) if rec.ok]
+        winner = None
+        if leaders:
+            pooled = {c: [x for t in trials + records if t.ok and t.config_key == c.key() for x in t.samples_ms]
+                      for c in leaders}
+            key = min(leaders, key=lambda c: (statistics.median(pooled[c]), leaders.index(c)))
+            last = next(r for r in records if r.config_key == key.key())
+            winner = replace(last, samples_ms=pooled[key], median_ms=statistics.median(pooled[key]))
+        elif rest:
+            winner = latest[rest[0]]
+        for rec in records:
+            rec.best_so_far_ms = None if winner is None else winner.median_ms
+            rec.best_config_key = None if winner is None else winner.config_key
+            trials.append(rec)
+            if on_trial is not None:
+                on_trial(rec)
+    return winner
 
 
 def _run_batch(

@@ -1,7 +1,10 @@
 """Tuning curves: best-so-far latency vs elapsed tuning seconds, per run, device and op.
 
 ``best_so_far_ms`` and ``elapsed_s`` come from the ``trials`` table (one row per candidate, in
-the order the tuner evaluated them). Tuning latencies use the tuner's timer (GPU timestamps when
+the order the tuner evaluated them). A curve falls while the search finds faster configs; its
+last point is the tuner's answer, which after the confirmation rounds (rows of ``phase``
+'confirm') is the winner's median over all its samples and may lie above the luckiest single
+measurement of the search. Tuning latencies use the tuner's timer (GPU timestamps when
 the device has them) while the final comparison is wall clock; so the speedup at a time budget
 is the measured final speedup scaled by a ratio of the same timer:
 ``speedup_at(t) = speedup_final * best_final / best_at(t)``.
@@ -32,22 +35,27 @@ def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
 
 def tuning_summary(trials: pd.DataFrame, speedups: pd.DataFrame, at_s: float = 30.0,
                    curves: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per (run, device, op): trials, tuning seconds, final best, best at ``at_s``, the time to
-    get within 5% of the final best, and per baseline the speedup at ``at_s``. ``curves``:
-    ``tuning_curves(trials)`` when the caller has it already."""
+    """Per (run, device, op): trials (candidates the search tried; the confirmation rounds'
+    re-timings are not counted), tuning seconds, final best (the tuner's answer: the curve's last
+    point), best at ``at_s`` (the curve's last point by then), the time to get within 5% of the
+    final best, and per baseline the speedup at ``at_s``. ``curves``: ``tuning_curves(trials)``
+    when the caller has it already."""
     keys = ["run_id", "device_id", "op_key"]
     at_col = f"best_at_{int(at_s)}s_ms"
     cols = keys + ["op_label", "trials", "failed_trials", "tune_s", "best_ms", at_col, "time_to_5pct_s"]
     if trials.empty:
         return pd.DataFrame(columns=cols)
-    t = trials.assign(_bad=~(trials["ok"].fillna(False).astype(bool) & trials["check_ok"].fillna(False).astype(bool)))
+    search = trials["phase"] != "confirm" if "phase" in trials else pd.Series(True, index=trials.index)
+    t = trials.assign(_bad=~(trials["ok"].fillna(False).astype(bool) & trials["check_ok"].fillna(False).astype(bool)),
+                      _search=search)
+    t = t.assign(_bad=t["_bad"] & t["_search"])
     g = t.groupby(keys, sort=True)
-    out = pd.DataFrame({"op_label": g["op_label"].first(), "trials": g.size(), "failed_trials": g["_bad"].sum(),
+    out = pd.DataFrame({"op_label": g["op_label"].first(), "trials": g["_search"].sum(), "failed_trials": g["_bad"].sum(),
                         "tune_s": g["elapsed_s"].max()})
     curves = tuning_curves(trials) if curves is None else curves
-    cg = curves.groupby(keys, sort=True)
-    out["best_ms"] = cg["best_so_far_ms"].min()
-    out[at_col] = curves[curves["elapsed_s"] <= at_s].groupby(keys)["best_so_far_ms"].min()
+    cg = curves.groupby(keys, sort=True)  # curves are sorted by time within each key
+    out["best_ms"] = cg["best_so_far_ms"].last()
+    out[at_col] = curves[curves["elapsed_s"] <= at_s].groupby(keys)["best_so_far_ms"].last()
     near = curves.join(out["best_ms"], on=keys)
     out["time_to_5pct_s"] = near[near["best_so_far_ms"] <= near["best_ms"] * 1.05].groupby(keys)["elapsed_s"].min()
     out = out.reset_index()

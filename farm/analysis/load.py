@@ -204,7 +204,7 @@ def _add_identity(rows: pd.DataFrame, runs: dict[str, RunInfo]) -> None:
 def load_trials(results_dir: Path, run_ids: Iterable[str]) -> pd.DataFrame:
     """Tuning trials of some runs (curve columns only): run, device, op, elapsed, best-so-far."""
     cols = ("run_id", "device_id", "op_key", "op_label", "trial_index", "elapsed_s", "best_so_far_ms",
-            "median_ms", "ok", "check_ok", "template_version", "job_id", "attempt")
+            "median_ms", "ok", "check_ok", "template_version", "job_id", "attempt", "phase")
     frames = []
     for run_dir in run_dirs(results_dir, run_ids):
         t = latest_attempt(run_dir, read_table(run_dir, "trials", cols))

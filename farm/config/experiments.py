@@ -9,6 +9,7 @@ from typing import Any
 from jit_core.ops import ACCUMULATORS, ELTWISE_FNS, HEADS_MODES, MATMUL_DTYPES, NORMS, OP_KINDS, MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
+from jit_core.tuner import TuneOptions
 from jit_core.templates import DEFAULT_TEMPLATES, F16_TEMPLATES, TEMPLATES
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
@@ -39,6 +40,8 @@ class TunerSpec:
     check_count: int = 64
     cache: str = "auto"
     cache_retime: int = 3
+    confirm_top: int = TuneOptions.confirm_top
+    confirm_rounds: int = TuneOptions.confirm_rounds
 
     def template_for(self, kind: str) -> str:
         """The template that tunes ops of ``kind``: ``template`` when it is one of that kind's,
@@ -226,7 +229,12 @@ def load_experiment(path: Path, devices_dir: Path | None = None) -> ExperimentSp
         check_count=t.get("check_count", int, 64),
         cache=_cache_setting(t),
         cache_retime=t.positive("cache_retime", int, 3),
+        confirm_top=t.get("confirm_top", int, TuneOptions.confirm_top),
+        confirm_rounds=t.get("confirm_rounds", int, TuneOptions.confirm_rounds),
     )
+    for key in ("confirm_top", "confirm_rounds"):
+        if getattr(tuner, key) < 0:
+            raise t.error(key, f"must be >= 0, got {getattr(tuner, key)}", "0 turns the tuner's confirmation rounds off")
     t.finish()
     tpl_kind = TEMPLATES[tuner.template].op_kind
     if t.data.get("template") is not None and all(op.kind != tpl_kind for _, op in ops):

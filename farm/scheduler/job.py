@@ -85,6 +85,7 @@ def trial_row(common: dict[str, Any], rec: TrialRecord, template: Any, strategy:
         "samples_ms": list(rec.samples_ms or []), "median_ms": rec.median_ms, "reps": rec.reps,
         "timer_kind": rec.timer_kind, "timer_resolution_ms": rec.timer_resolution_ms,
         "max_abs_err": rec.max_abs_err, "elapsed_s": rec.elapsed_s, "best_so_far_ms": rec.best_so_far_ms,
+        "phase": rec.phase,
         "flags": merge(common.get("flags") or [], rec.flags),
     }
 
@@ -133,7 +134,8 @@ class JobRunner:
         busy0 = self.timer.busy_s
         options = TuneOptions(strategy=exp.tuner.strategy, budget_s=exp.tuner.budget_s,
                               max_evals=exp.tuner.max_evals, batch_size=exp.tuner.batch_size,
-                              seed=exp.seed, measure=exp.measure, check_count=exp.tuner.check_count)
+                              seed=exp.seed, measure=exp.measure, check_count=exp.tuner.check_count,
+                              confirm_top=exp.tuner.confirm_top, confirm_rounds=exp.tuner.confirm_rounds)
         pending: list[dict[str, Any]] = []
         counts = {"trials": 0, "failed": 0}
 

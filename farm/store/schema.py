@@ -55,6 +55,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("max_abs_err", pa.float64()),
         ("elapsed_s", pa.float64()),
         ("best_so_far_ms", pa.float64()),
+        ("phase", pa.string()),           # "search", or "confirm": a leader timed again at the end
     ]),
     "measurements": pa.schema(_common + [
         ("impl", pa.string()),            # "jit" or a baseline name such as "tfjs-webgpu"

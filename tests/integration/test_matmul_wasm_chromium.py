@@ -19,6 +19,7 @@ from jit_core.templates import get_template
 from jit_core.tuner import TuneOptions, tune
 from jit_core.wasm.encoder import Func, Module
 from tests.template_checks import ONE_RUN, assert_all_correct
+from tests.tuning_checks import assert_confirmed_winner
 
 CHROMIUM = BrowserOptions().executable_path
 pytestmark = [
@@ -97,6 +98,7 @@ def test_tune_finds_a_checked_winner_with_the_same_loop_and_records(driver, caps
     opts = TuneOptions(budget_s=60, max_evals=6, batch_size=3,
                        measure=MeasureSpec(warmup=1, samples=3, min_sample_ms=2, max_reps=16))
     result = tune(op, T, caps, driver, options=opts)
-    assert len(result.trials) == 6 and all(t.ok and t.check_ok for t in result.trials)
+    assert sum(t.phase == "search" for t in result.trials) == 6 and all(t.ok and t.check_ok for t in result.trials)
+    assert_confirmed_winner(result)
     assert result.best is not None and result.best.timer_kind == "wall"
     assert all(t.compile_ms is not None and t.compile_ms >= 0 for t in result.trials)

@@ -15,6 +15,7 @@ from jit_core.search import STRATEGIES
 from jit_core.templates import get_template
 from jit_core.tuner import TuneOptions, tune
 from tests.projects import make_project, run_cli
+from tests.tuning_checks import assert_confirmed_winner
 
 OP = MatMul(16, 16, 16)  # six vec4 configs on lavapipe: every strategy finishes its search
 MEASURE = MeasureSpec(warmup=1, samples=3, min_sample_ms=1, max_reps=16)
@@ -30,8 +31,12 @@ def test_strategy_tunes_on_lavapipe_and_its_winner_passed_the_check(name, lavapi
     assert res.stopped == "space-exhausted" and res.best is not None
     assert res.best.ok and res.best.check_ok and res.best.timer_kind
     assert {t.config_key for t in res.trials} == {c.key() for c in space}
+    assert_confirmed_winner(res)
+    search = [t for t in res.trials if t.phase == "search"]
     if STRATEGIES[name].remeasures:
-        assert len(res.best.samples_ms) == MEASURE.samples and len(res.trials) > len(space)
+        assert len(search) > len(space)
+    else:
+        assert len(search) == len(space)
 
 
 EXPERIMENT = """\
@@ -59,7 +64,7 @@ def test_second_run_reuses_the_cache_and_a_similar_device_warm_starts(tmp_path):
     cache_file = tmp_path / "results" / "kernel-cache.json"
 
     code, jobs, trials = _run(tmp_path)
-    assert code == 0 and jobs["cache"].tolist() == ["cold"] and len(trials) == 6
+    assert code == 0 and jobs["cache"].tolist() == ["cold"] and (trials["phase"] == "search").sum() == 6
     entries = json.loads(cache_file.read_text())["entries"]
     (key, entry), = entries.items()
     assert key.startswith(MatMul(40, 36, 20).key() + "|matmul-wgsl-vec4@")
@@ -67,12 +72,14 @@ def test_second_run_reuses_the_cache_and_a_similar_device_warm_starts(tmp_path):
 
     code, jobs, trials = _run(tmp_path)  # same device: only the cached winner and one runner-up
     assert code == 0 and jobs["cache"].tolist() == ["reuse"]
-    assert trials["config"].tolist() == [entry["top"][0][0], entry["top"][1][0]]
+    searched = trials[trials["phase"] == "search"]["config"].tolist()
+    assert searched == [entry["top"][0][0], entry["top"][1][0]]
+    assert set(trials[trials["phase"] == "confirm"]["config"]) <= set(searched)
 
     # The same cache as written by another lavapipe build (other fingerprint, same vendor and
     # architecture): this device starts its search from that build's winner.
     other = dict(entry, config_key=entry["top"][1][0], top=[entry["top"][1], entry["top"][0]])
     cache_file.write_text(json.dumps({"format": 2, "entries": {key.rsplit("|", 1)[0] + "|0123456789abcdef": other}}))
     code, jobs, trials = _run(tmp_path)
-    assert code == 0 and jobs["cache"].tolist() == ["warm-start"] and len(trials) == 6
+    assert code == 0 and jobs["cache"].tolist() == ["warm-start"] and (trials["phase"] == "search").sum() == 6
     assert trials["config"].tolist()[:2] == [entry["top"][1][0], entry["top"][0][0]]

@@ -23,7 +23,7 @@ def test_curve_of_a_replayed_tune_steps_down_with_time(tmp_path):
     store = ParquetStore(tmp_path / "run")
     common = {"run_id": "r", "job_id": "j", "device_id": "lavapipe", "op_key": rec.op.key(), "op_label": "op", "ts": 0.0}
     res = tune(rec.op, tpl, rec.caps, runner, clock=runner.clock,
-               options=TuneOptions(strategy="exhaustive", max_evals=30, measure=rec.measure),
+               options=TuneOptions(strategy="exhaustive", max_evals=30, measure=rec.measure, confirm_top=0),
                on_trial=lambda t: store.append("trials", [trial_row(common, t, tpl, "exhaustive")]))
     curve = tuning_curves(store.read("trials"))
     assert len(res.trials) == 30 and 1 <= len(curve) <= 30  # the steps, plus the last trial

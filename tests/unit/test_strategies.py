@@ -90,12 +90,15 @@ def test_unbounded_search_ends_near_the_best_of_the_whole_space(name, recording)
 @pytest.mark.parametrize("name", NAMES)
 def test_eval_budget_stops_the_search(name, recording):
     res, _ = _replay(recording, name, max_evals=11)
-    assert len(res.trials) == 11 and res.stopped == "eval-budget" and res.best is not None
+    assert sum(t.phase == "search" for t in res.trials) == 11 and res.stopped == "eval-budget" and res.best is not None
+    # the confirmation rounds re-time configs of those 11, nothing else
+    searched = {t.config_key for t in res.trials if t.phase == "search"}
+    assert {t.config_key for t in res.trials if t.phase == "confirm"} <= searched
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_time_budget_on_the_device_clock_stops_within_one_batch(name, recording):
-    res, runner = _replay(recording, name, budget_s=3.0, batch_size=4)
+    res, runner = _replay(recording, name, budget_s=3.0, batch_size=4, confirm_top=0)
     assert res.stopped == "time-budget"
     per_candidate = max(r.wall_s for r in recording.configs.values()) * 2
     assert 3.0 <= res.elapsed_s <= 3.0 + 4 * per_candidate
@@ -134,7 +137,7 @@ def test_trace_draws_best_so_far_against_device_time(name, recording):
 
 
 def test_successive_halving_times_survivors_again_with_more_samples(recording):
-    res, _ = _replay(recording, "successive-halving")
+    res, _ = _replay(recording, "successive-halving", confirm_top=0)
     by_rung: dict[int, list[str]] = {}
     for t in res.trials:
         by_rung.setdefault(len(t.samples_ms), []).append(t.config_key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 
 import pytest
@@ -82,7 +83,13 @@ def test_tuner_finds_the_cheapest_config_of_the_whole_space():
     runner = SyntheticCostRunner(OP)
     res = tune(OP, T, CAPS, runner)
     space = T.space(OP, CAPS)
-    assert res.stopped == "space-exhausted" and len(res.trials) == len(space) == res.space_size
+    search = [t for t in res.trials if t.phase == "search"]
+    assert res.stopped == "space-exhausted" and len(search) == len(space) == res.space_size
+    # then the confirmation rounds: the 4 fastest again, twice, each round in one batch
+    confirm = res.trials[len(search):]
+    assert [t.phase for t in confirm] == ["confirm"] * 8
+    assert [t.config_key for t in confirm] == [c.key() for c in _ranked()[:4]] * 2
+    assert [len(b.candidates) for b in runner.batches[-2:]] == [4, 4]
     assert res.best is not None and res.best.config_key == _ranked()[0].key()
     assert res.best.median_ms == pytest.approx(synthetic_cost(_ranked()[0]))
     assert all(t.ok and t.check_ok for t in res.trials)
@@ -106,13 +113,15 @@ def test_failed_and_wrong_result_configs_never_win():
 def test_max_evals_caps_the_number_of_trials():
     runner = SyntheticCostRunner(OP)
     res = tune(OP, T, CAPS, runner, options=TuneOptions(max_evals=10, batch_size=4))
-    assert res.stopped == "eval-budget" and len(res.trials) == 10
-    assert [len(b.candidates) for b in runner.batches] == [4, 4, 2]
+    assert res.stopped == "eval-budget" and sum(t.phase == "search" for t in res.trials) == 10
+    # the confirmation rounds re-time 4 of those 10 twice: no config beyond the first 10 is tried
+    assert [len(b.candidates) for b in runner.batches] == [4, 4, 2, 4, 4]
+    assert {t.config_key for t in res.trials} == {c.key() for c in T.space(OP, CAPS).configs[:10]}
 
 
 def test_time_budget_stops_the_search_within_one_batch():
     runner = SyntheticCostRunner(OP, sleep_s=0.02)
-    res = tune(OP, T, CAPS, runner, options=TuneOptions(budget_s=0.3, batch_size=4), clock=runner.clock)
+    res = tune(OP, T, CAPS, runner, options=TuneOptions(budget_s=0.3, batch_size=4, confirm_top=0), clock=runner.clock)
     assert res.stopped == "time-budget"
     assert 0 < len(res.trials) < res.space_size
     # Checked before each batch: the last batch starts under the budget and adds at most 4 candidates.
@@ -135,7 +144,8 @@ def test_trace_has_monotone_best_so_far_and_elapsed_time():
 
 def test_exhaustive_search_follows_the_prior_order():
     res = tune(OP, T, CAPS, SyntheticCostRunner(OP), options=TuneOptions(max_evals=12))
-    assert [t.config_key for t in res.trials] == [c.key() for c in T.space(OP, CAPS).configs[:12]]
+    search = [t.config_key for t in res.trials if t.phase == "search"]
+    assert search == [c.key() for c in T.space(OP, CAPS).configs[:12]]
 
 
 def test_codegen_failure_is_a_trial_not_a_crash():
@@ -148,7 +158,7 @@ def test_codegen_failure_is_a_trial_not_a_crash():
     res = tune(OP, Flaky(), CAPS, SyntheticCostRunner(OP))
     bad = [t for t in res.trials if t.config["TM"] == 2]
     assert bad and all(t.error_class == "codegen" and "template bug" in t.error and not t.ok for t in bad)
-    assert len(res.trials) == res.space_size and res.best.config["TM"] != 2
+    assert sum(t.phase == "search" for t in res.trials) == res.space_size and res.best.config["TM"] != 2
 
 
 def test_a_runner_exception_propagates():
@@ -169,7 +179,8 @@ def test_batches_carry_the_options_seed_measure_and_check_positions():
 def test_result_serializes_to_json():
     res = tune(OP, T, CAPS, SyntheticCostRunner(OP), options=TuneOptions(max_evals=3))
     d = json.loads(json.dumps(res.to_dict()))
-    assert d["op_key"] == OP.key() and len(d["trials"]) == 3 and d["best"]["config_key"] == res.best.config_key
+    assert d["op_key"] == OP.key() and d["best"]["config_key"] == res.best.config_key
+    assert [t["phase"] for t in d["trials"]] == ["search"] * 3 + ["confirm"] * 6
     assert res.best_config == Config.from_key(res.best.config_key)
 
 
@@ -180,6 +191,10 @@ def test_tune_options_validate():
         TuneOptions(batch_size=0)
     with pytest.raises(ValueError):
         TuneOptions(max_evals=0)
+    with pytest.raises(ValueError, match="confirm"):
+        TuneOptions(confirm_top=-1)
+    with pytest.raises(ValueError, match="confirm"):
+        TuneOptions(confirm_rounds=-1)
 
 
 def test_exhaustive_strategy_keeps_the_ask_tell_contract():
@@ -208,3 +223,85 @@ def test_an_empty_space_ends_at_once_without_a_winner():
     res = tune(OP, T, tiny, runner)
     assert (res.stopped, res.best, res.trials, res.space_size) == ("space-exhausted", None, [], 0)
     assert res.space_report["removed"]["operands-fit-binding"] > 0 and runner.batches == []
+
+
+class LuckyOnceRunner(SyntheticCostRunner):
+    """The stand-in device, where the configs in ``lucky`` answer their first run at ``factor``
+    times their cost (a measurement that caught the machine idle) and every later run at their cost."""
+
+    def __init__(self, op, *, lucky, factor=0.4, **kw):
+        super().__init__(op, **kw)
+        self.lucky, self.factor, self.seen = set(lucky), factor, set()
+
+    def run_batch(self, batch):
+        out = super().run_batch(batch)
+        for cand, res in zip(batch.candidates, out):
+            key = self.by_code[cand.kernel.code].key()
+            if key in self.lucky and key not in self.seen and res.ok:
+                res.samples_ms = [x * self.factor for x in res.samples_ms]
+            self.seen.add(key)
+        return out
+
+
+def test_a_lucky_single_measurement_does_not_win_the_confirmation_rounds():
+    ranked = _ranked()
+    lucky = ranked[5]  # 0.4x its cost on first sight: the fastest of the first pass
+    without = tune(OP, T, CAPS, LuckyOnceRunner(OP, lucky={lucky.key()}), options=TuneOptions(confirm_top=0))
+    assert without.best.config_key == lucky.key()
+    res = tune(OP, T, CAPS, LuckyOnceRunner(OP, lucky={lucky.key()}), options=TuneOptions(confirm_top=4, confirm_rounds=2))
+    assert res.best.config_key == ranked[0].key()
+    leaders = {t.config_key for t in res.trials if t.phase == "confirm"}
+    assert lucky.key() in leaders and ranked[0].key() in leaders and len(leaders) == 4
+    # the winner's samples are all of its samples, its median theirs; the trace ends on it
+    mine = [x for t in res.trials if t.config_key == ranked[0].key() for x in t.samples_ms]
+    assert sorted(res.best.samples_ms) == sorted(mine) and len(mine) == 9
+    assert res.best.median_ms == pytest.approx(statistics.median(mine))
+    assert (res.trials[-1].best_config_key, res.trials[-1].best_so_far_ms) == (ranked[0].key(), res.best.median_ms)
+
+
+def test_a_leader_that_fails_a_confirmation_round_never_wins():
+    ranked = _ranked()
+
+    class FailsSecondTime(SyntheticCostRunner):
+        """The stand-in device, where the cheapest config gives a wrong result from its second run on."""
+
+        def __init__(self, op):
+            super().__init__(op)
+            self.runs = 0
+
+        def run_batch(self, batch):
+            out = super().run_batch(batch)
+            for cand, res in zip(batch.candidates, out):
+                if self.by_code[cand.kernel.code] == ranked[0]:
+                    self.runs += 1
+                    if self.runs > 1:
+                        res.values = [v + 1.0 for v in res.values]
+            return out
+
+    res = tune(OP, T, CAPS, FailsSecondTime(OP), options=TuneOptions(confirm_top=3, confirm_rounds=2))
+    assert res.best.config_key == ranked[1].key()
+    failed = [t for t in res.trials if t.phase == "confirm" and t.config_key == ranked[0].key()]
+    assert len(failed) == 1 and failed[0].error_class == "wrong-result"  # out after its first failure
+    assert sum(t.phase == "confirm" for t in res.trials) == 3 + 2
+
+
+def test_time_for_the_confirmation_rounds_is_set_aside_from_the_budget():
+    runner = SyntheticCostRunner(OP, sleep_s=0.02)
+    res = tune(OP, T, CAPS, runner, options=TuneOptions(budget_s=0.6, batch_size=4, confirm_top=4, confirm_rounds=2),
+               clock=runner.clock)
+    assert res.stopped == "time-budget"
+    confirm = [t for t in res.trials if t.phase == "confirm"]
+    assert len(confirm) == 8 and len(runner.batches[-1].candidates) == 4
+    # the search stopped once 4 leaders x 2 rounds x 0.02 s no longer fitted; the rounds end within
+    # the budget plus at most one batch
+    search_end = max(t.elapsed_s for t in res.trials if t.phase == "search")
+    assert 0.6 - 0.16 - 4 * 0.02 - 1e-9 <= search_end <= 0.6 - 0.16 + 1e-9
+    assert res.elapsed_s <= 0.6 + 4 * 0.02 + 1e-9
+
+
+def test_no_confirmation_round_when_fewer_than_two_configs_passed():
+    ranked = _ranked()
+    keep = {ranked[3].key()}
+    fail = {c.key(): "compile" for c in ranked if c.key() not in keep}
+    res = tune(OP, T, CAPS, SyntheticCostRunner(OP, fail=fail))
+    assert res.best.config_key == ranked[3].key() and all(t.phase == "search" for t in res.trials)

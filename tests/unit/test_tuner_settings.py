@@ -39,6 +39,18 @@ def test_cache_setting_and_where_it_resolves(tmp_path, setting, expected):
         assert Path(resolved).is_absolute() and resolved.endswith("caches/k.json")
 
 
+@pytest.mark.parametrize("tuner, expected", [("{budget_s: 5}", (4, 2)), ("{budget_s: 5, confirm_top: 0}", (0, 2)),
+                                             ("{confirm_top: 6, confirm_rounds: 3}", (6, 3))])
+def test_confirmation_rounds_are_on_by_default_and_can_be_set_or_turned_off(tmp_path, tuner, expected):
+    exp = load_experiment(_tree(tmp_path, experiment=EXPERIMENT.replace("{budget_s: 5}", tuner)))
+    assert (exp.tuner.confirm_top, exp.tuner.confirm_rounds) == expected
+
+
+def test_negative_confirmation_rounds_are_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="confirm_rounds.*>= 0"):
+        load_experiment(_tree(tmp_path, experiment=EXPERIMENT.replace("{budget_s: 5}", "{confirm_rounds: -1}")))
+
+
 def test_parse_op_accepts_plain_and_batched_shapes():
     assert parse_op("384x3072x768") == MatMul(384, 3072, 768)
     assert parse_op("12x64x64x32") == MatMul(64, 64, 32, batch=12)
