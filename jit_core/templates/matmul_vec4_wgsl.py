@@ -289,11 +289,11 @@ class MatmulVec4WGSL:
                  f"BM*BN >= min(64*64, M*N*batch/64) = {min_area}: tiles under 64x64 only where 64x64 tiles "
                  "would leave fewer than 64 workgroups (split-K is exempt)"),
             Rule("swizzle-large-grids", "ours",
-                 lambda c: c["GS"] == 1 or (c["PF"] and c["TM"] * c["TN"] >= 64 and _cdiv(op.M, bm(c)) > c["GS"]
+                 lambda c: c["GS"] == 1 or (c["SH"] and c["TM"] * c["TN"] >= 64 and _cdiv(op.M, bm(c)) > c["GS"]
                                             and _cdiv(op.M, bm(c)) * _cdiv(op.N, bn(c)) >= SWIZZLE_MIN_WORKGROUPS),
                  f"GS > 1 (block rows swept in groups of GS, for L2 reuse) only for grids of more than GS block "
                  f"rows and at least {SWIZZLE_MIN_WORKGROUPS} workgroups, and only for the kernels fast enough to "
-                 "feel L2 misses (PF=1, TM*TN >= 64: every H200 winner at 2048^3 and up)"),
+                 "feel L2 misses (tiled, TM*TN >= 64: every H200 winner at 2048^3 and up)"),
             Rule("dispatch-limit", "WebGPU",
                  lambda c: max(_cdiv(op.N, c["WX"] * c["TN"]), _cdiv(op.M, bm(c)), op.batch * c["SK"]) <= max_wg
                  and (c["SK"] == 1 or _cdiv(op.batch * op.M * op.N, 4 * REDUCE_THREADS) <= max_wg),
