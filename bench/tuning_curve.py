@@ -1,24 +1,28 @@
-"""Time until each search strategy is within 5% of the best config of the whole space.
+"""Time until each search strategy's answer is within 5% of the best config of the whole space.
 
     python bench/tuning_curve.py --device native-lavapipe
     python bench/tuning_curve.py --load-recordings DIR            # replay only, no device
-    python bench/tuning_curve.py --device native-lavapipe --live  # also one live tune per strategy
+    python bench/tuning_curve.py --device native-lavapipe --live  # also live tunes on the device
 
 1. Recording (on the device): every config of each op's space is timed once, in batches as the
    tuner runs them (``jit_core.replay.record_space``): the best config of the whole space and each
    config's device time (compile, warm-up, calibration, samples, share of its batch) come from it.
    Then the ``--confirm-top`` fastest configs are timed ``--confirm-rounds`` more times,
-   interleaved, so the whole space's best is judged on their pooled samples, not on the luckiest
-   single measurement.
+   interleaved, and the whole space's best is the one with the lowest median of those samples,
+   not the luckiest single measurement of the first pass.
 2. Replay (in-process, Kernel Tuner's simulation mode): each strategy tunes each op for several
-   seeds against the recorded timings; a simulated device clock advances by each candidate's
-   recorded device time (scaled to the samples the strategy asked for). For each run: the device
-   seconds until the config the tuner would return is within ``--within`` (5%) of the whole
-   space's best (both by their recorded medians), and that ratio when the budget ran out.
-3. ``--live``: each strategy also tunes each op once on the device with ``--budget-s`` of wall
-   time; printed as the recorded time of its winner over the recording's best (same session).
-Medians over seeds; n says how many seeds reached the target within the budget. Goal: < 10 s of
-device time per op on lavapipe.
+   seeds and for each budget of ``--budgets`` against the recorded timings; a simulated device
+   clock advances by each candidate's recorded device time (scaled to the samples the strategy
+   asked for). The tuner runs as it does on a device, its own confirmation rounds included
+   (``--tuner-confirm-top``, ``--tuner-confirm-rounds``). For each seed: the smallest budget from
+   which on the config the tuner returns is within ``--within`` (5%) of the whole space's best at
+   every larger budget, and that ratio at 10 s and at the largest budget. Ratios compare samples
+   taken at the same time (``Recording.ratio``): two re-timed leaders by their re-timed samples,
+   anything else by the first pass, so the machine's drift between the two does not count.
+3. ``--live``: each strategy also tunes each op on the device once per ``--live-budgets`` budget
+   (wall time); printed as the recorded time of its winner over the recording's best.
+Medians over seeds; n says how many seeds reached the target. Goal: < 10 s of device time per op
+on lavapipe.
 """
 
 from __future__ import annotations
@@ -55,19 +59,27 @@ def file_name(label: str) -> str:
     return label.replace(" ", "_").replace("/", "_") + ".json"
 
 
-def time_to_target(res: TuneResult, rec: Recording, target_ms: float) -> tuple[float, int] | None:
-    """Seconds (of ``res``' clock) and candidates timed until the config the tuner would return
-    first had a recorded median within ``target_ms`` (judged by the recording, not by the few
-    samples a strategy took)."""
-    for i, t in enumerate(res.trials):
-        if t.best_config_key is not None and (rec.configs[t.best_config_key].median_ms or 1e30) <= target_ms:
-            return t.elapsed_s, i + 1
-    return None
+def ratio(res: TuneResult, rec: Recording) -> float | None:
+    """The recorded cost of the config ``res`` returns over the whole space's best (``Recording.ratio``)."""
+    return None if res.best is None else rec.ratio(res.best.config_key)
 
 
-def replay(rec: Recording, strategy: str, seed: int, budget_s: float, batch_size: int) -> TuneResult:
+def time_to_target(ratios: dict[float, float | None], within: float) -> float | None:
+    """The smallest budget from which on every larger budget's answer is within ``within``."""
+    hit = None
+    for budget in sorted(ratios, reverse=True):
+        r = ratios[budget]
+        if r is None or r > 1 + within:
+            break
+        hit = budget
+    return hit
+
+
+def replay(rec: Recording, strategy: str, seed: int, budget_s: float, batch_size: int,
+           confirm: tuple[int, int]) -> TuneResult:
     runner = ReplayRunner(rec)
-    options = TuneOptions(strategy=strategy, budget_s=budget_s, batch_size=batch_size, seed=seed, measure=rec.measure)
+    options = TuneOptions(strategy=strategy, budget_s=budget_s, batch_size=batch_size, seed=seed, measure=rec.measure,
+                          confirm_top=confirm[0], confirm_rounds=confirm[1])
     return tune(rec.op, rec.template, rec.caps, runner, options=options, clock=runner.clock)
 
 
@@ -85,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma-separated, from {sorted(STRATEGIES)}")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--within", type=float, default=0.05, help="target: best-so-far <= (1 + within) * space best")
-    p.add_argument("--budget-s", type=float, default=30.0, help="device seconds per tune (replay and live)")
+    p.add_argument("--budgets", default="1,2,3,4,5,6,7,8,9,10,12,15,20,30",
+                   help="comma-separated device-second budgets each replayed tune gets")
+    p.add_argument("--live-budgets", default="10", help="comma-separated wall-clock budgets of the --live tunes")
+    p.add_argument("--tuner-confirm-top", type=int, default=TuneOptions.confirm_top,
+                   help="the tuner's own confirmation rounds: leaders timed again (0: off)")
+    p.add_argument("--tuner-confirm-rounds", type=int, default=TuneOptions.confirm_rounds)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--min-sample-ms", type=float, default=10.0)
@@ -105,12 +122,16 @@ def main(argv: list[str] | None = None) -> int:
             M, N, K = (int(x) for x in shape.split("x"))
             ops.append((shape, M, N, K, template or "matmul-wgsl-vec4"))
     strategies = args.strategies.split(",")
+    budgets = sorted(float(b) for b in args.budgets.split(","))
+    live_budgets = [float(b) for b in args.live_budgets.split(",")]
+    confirm = (args.tuner_confirm_top, args.tuner_confirm_rounds)
+    at_s = 10.0 if 10.0 in budgets else budgets[-1]
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         p.error(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
     measure = MeasureSpec(samples=args.samples, min_sample_ms=args.min_sample_ms)
     recordings: dict[str, Recording] = {}
-    live: dict[tuple[str, str], float | None] = {}
+    live: dict[tuple[str, str], list[str]] = {}
 
     if args.load_recordings:
         for label, *_ in ops:
@@ -140,18 +161,19 @@ def main(argv: list[str] | None = None) -> int:
                     rec.save(Path(args.save_recordings) / file_name(label))
                 if args.live:
                     for s in strategies:
-                        opts = TuneOptions(strategy=s, budget_s=args.budget_s, batch_size=args.batch_size,
-                                           measure=measure)
-                        res = tune(rec.op, template, ctx.caps, driver, options=opts)
-                        best = rec.best()
-                        got = rec.configs.get(res.best.config_key) if res.best else None
-                        # the live winner's time in the recording: same protocol, same session
-                        live[(label, s)] = (got.median_ms / best[1]) if got and got.ok and best else None
+                        for budget in live_budgets:
+                            opts = TuneOptions(strategy=s, budget_s=budget, batch_size=args.batch_size, measure=measure,
+                                               confirm_top=confirm[0], confirm_rounds=confirm[1])
+                            res = tune(rec.op, template, ctx.caps, driver, options=opts)
+                            # the live winner's time in the recording: same protocol, same session
+                            r = ratio(res, rec)
+                            live.setdefault((label, s), []).append(f"{fmt(r, '.3f')} @{budget:g} s")
 
-    print(f"\nTime (device s) until best-so-far <= {1 + args.within:.2f} x the whole space's best; "
-          f"medians over {args.seeds} seeds (replay of the recording); budget {args.budget_s:.0f} s per tune\n")
+    print(f"\nBudget (device s) from which on the tuner's answer is <= {1 + args.within:.2f} x the whole space's "
+          f"best at every larger budget of {','.join(f'{b:g}' for b in budgets)}; medians over {args.seeds} seeds "
+          f"(replay of the recording); the tuner's confirmation: top {confirm[0]} x {confirm[1]} rounds\n")
     header = ("| op | template | space | whole space s | "
-              + " | ".join(f"{s}: to target (n) / final" for s in strategies) + " |")
+              + " | ".join(f"{s}: to target (n) / at {at_s:g} s / at {budgets[-1]:g} s" for s in strategies) + " |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for label, *_ in ops:
@@ -159,23 +181,23 @@ def main(argv: list[str] | None = None) -> int:
         if rec is None or rec.best() is None:
             print(f"| {label} | - | - | - | " + " | ".join("-" for _ in strategies) + " |")
             continue
-        _, best_ms = rec.best()
         cells = []
         for s in strategies:
-            times, evals, finals = [], [], []
+            times, at, finals = [], [], []
             for seed in range(1, args.seeds + 1):
-                res = replay(rec, s, seed, args.budget_s, args.batch_size)
-                hit = time_to_target(res, rec, best_ms * (1 + args.within))
+                ratios = {b: ratio(replay(rec, s, seed, b, args.batch_size, confirm), rec) for b in budgets}
+                hit = time_to_target(ratios, args.within)
                 if hit is not None:
-                    times.append(hit[0])
-                    evals.append(hit[1])
-                if res.best is not None:
-                    finals.append(rec.configs[res.best.config_key].median_ms / best_ms)
-            med = statistics.median(times) if times else None
-            cell = (f"{fmt(med)} s, {fmt(statistics.median(evals) if evals else None, '.0f')} evals ({len(times)}/{args.seeds})"
+                    times.append(hit)
+                if ratios[at_s] is not None:
+                    at.append(ratios[at_s])
+                if ratios[budgets[-1]] is not None:
+                    finals.append(ratios[budgets[-1]])
+            cell = (f"{fmt(statistics.median(times) if times else None, 'g')} s ({len(times)}/{args.seeds})"
+                    f" / {fmt(statistics.median(at) if at else None, '.3f')}"
                     f" / {fmt(statistics.median(finals) if finals else None, '.3f')}")
             if (label, s) in live:
-                cell += f" · live {fmt(live[(label, s)], '.3f')}"
+                cell += " · live " + ", ".join(live[(label, s)])
             cells.append(cell)
         print(f"| {label} {rec.op.shape_str()} | {rec.template} | {len(rec.configs)} | {rec.total_wall_s():.1f} | "
               + " | ".join(cells) + " |")

@@ -46,11 +46,7 @@ class RecordedConfig:
 
     @property
     def median_ms(self) -> float | None:
-        if not self.samples_ms:
-            return None
-        xs = sorted(self.samples_ms)
-        mid = len(xs) // 2
-        return xs[mid] if len(xs) % 2 else 0.5 * (xs[mid - 1] + xs[mid])
+        return _median(self.samples_ms) if self.samples_ms else None
 
 
 @dataclass
@@ -67,13 +63,39 @@ class Recording:
     configs: dict[str, RecordedConfig]
     recorded_at: float = field(default_factory=time.time)
 
+    def retimed(self) -> dict[str, float]:
+        """Median of the samples ``record_space(confirm_top=...)`` added, per re-timed ok config."""
+        n = self.measure.samples
+        return {k: _median(r.samples_ms[n:]) for k, r in self.configs.items() if r.ok and len(r.samples_ms) > n}
+
+    def first_pass(self, key: str) -> float | None:
+        """Median of ``key``'s samples of the first pass, or None if it failed."""
+        r = self.configs.get(key)
+        return _median(r.samples_ms[: self.measure.samples]) if r is not None and r.ok and r.samples_ms else None
+
     def best(self) -> tuple[str, float] | None:
-        """The key and median of the fastest ok config (the whole space's best)."""
-        ok = [(r.median_ms, k) for k, r in self.configs.items() if r.ok and r.median_ms is not None]
+        """The key and median of the whole space's best. With re-timed leaders: the one with the
+        lowest median of its re-timed samples (taken interleaved, at one time: the machine's drift
+        between the first pass and the re-timing does not decide); else the fastest first pass."""
+        retimed = self.retimed()
+        ok = ([(ms, k) for k, ms in retimed.items()] if retimed else
+              [(ms, k) for k in self.configs if (ms := self.first_pass(k)) is not None])
         if not ok:
             return None
         ms, key = min(ok)
         return key, ms
+
+    def ratio(self, key: str) -> float | None:
+        """``key``'s cost over the whole space's best, on samples taken at the same time: the
+        re-timed medians when both were re-timed, else both first-pass medians; None if it failed."""
+        best = self.best()
+        if best is None:
+            return None
+        retimed = self.retimed()
+        if key in retimed:
+            return retimed[key] / best[1]
+        mine, theirs = self.first_pass(key), self.first_pass(best[0])
+        return mine / theirs if mine is not None and theirs else None
 
     def total_wall_s(self) -> float:
         return sum(r.wall_s for r in self.configs.values())
@@ -103,6 +125,12 @@ class Recording:
     @staticmethod
     def load(path: str | Path) -> "Recording":
         return Recording.from_dict(json.loads(Path(path).read_text()))
+
+
+def _median(xs: list[float]) -> float:
+    v = sorted(xs)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else 0.5 * (v[mid - 1] + v[mid])
 
 
 def _with_added_params(template: str, key: str) -> str:

@@ -1,5 +1,6 @@
 """Tuning curves drawn from a run's trials table (best-so-far against elapsed seconds)."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,22 @@ def test_record_space_times_its_leaders_again_interleaved_and_charges_their_firs
         (res,) = replay.run_batch(make_batch(again.op, [("x", kernel)], seed=1, measure=again.measure, check_positions=[0]))
         assert res.ok and len(res.samples_ms) == n
         assert replay.clock() == pytest.approx(r.wall_s - 3 * n * r.reps * r.median_ms / 1e3)
+
+
+def test_the_space_best_compares_samples_taken_at_the_same_time():
+    """A machine twice as slow during the re-timing than during the first pass (another process
+    took a core): the re-timed leaders are judged on their re-timed samples only, and a config that
+    was not re-timed is judged against the best on the first pass."""
+    rec = Recording.load(DATA / "lavapipe-vec4-64x64x64.json")
+    n = rec.measure.samples
+    a, b, c = [k for k, r in rec.configs.items() if r.ok][:3]
+
+    def timed(first: float, again: float | None) -> object:
+        return dataclasses.replace(rec.configs[a], samples_ms=[first] * n + ([again] * 3 * n if again else []))
+
+    drifted = dataclasses.replace(rec, configs={a: timed(1.0, 3.0), b: timed(1.1, 2.0), c: timed(1.05, None)})
+    assert drifted.best() == (b, 2.0)
+    assert drifted.ratio(a) == pytest.approx(1.5) and drifted.ratio(b) == 1.0
+    assert drifted.ratio(c) == pytest.approx(1.05 / 1.1)
+    one_pass = dataclasses.replace(rec, configs={a: timed(1.0, None), b: timed(1.1, None)})
+    assert one_pass.best() == (a, 1.0) and one_pass.ratio(b) == pytest.approx(1.1)
