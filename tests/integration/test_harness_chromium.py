@@ -146,6 +146,14 @@ def test_browser_gets_exactly_one_merged_enable_features_flag(driver):
 
 @pytest.mark.browser
 @needs_chromium
+def test_command_line_is_read_from_the_browser_process_without_a_page(driver):
+    """The browser's own argv (its PID from CDP, /proc), not a chrome://version page load."""
+    assert driver.command_line and driver.command_line == driver._process_command_line()
+    assert Path(driver.command_line[0]).name.startswith("chrom")
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_probe_reports_webgpu_adapter_limits_features_and_timer_resolutions(probe, driver):
     assert probe["webgpu"] is True and probe["error"] is None
     assert probe["crossOriginIsolated"] is True
