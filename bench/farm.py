@@ -21,6 +21,11 @@ driver minus the time the device reports for it (compile + first run + samples).
 With ``--compare-with DIR`` every case runs twice in turn, in a fresh process each: first with the
 code of DIR (another checkout of this repository, e.g. the main branch), then with this tree's, so
 both see the same load; ratios are printed per case.
+
+``--ray embedded`` (default) starts Ray inside each run, as `jitfarm run` does by default;
+``--ray cluster`` first starts a local Ray head (127.0.0.1, offering the cases' devices, stopped at
+the end) and runs each case against it (`jitfarm run --address`), as on a farm whose Ray runs
+already; ``--ray both`` runs each case both ways, in turn.
 """
 
 from __future__ import annotations
@@ -123,8 +128,12 @@ def direct(exp_path: Path, results: Path) -> dict:
             "outside_ms": (wall - runner.timer.busy_s) / len(exp.jobs()) * 1000}
 
 
-def one_case(root: Path, case: str, n: int) -> dict:
-    """Run one case with the code under ``root`` (already first on sys.path)."""
+CASE_DEVICES = {"quickstart": "local-chromium-swiftshader", "tiny": "native-lavapipe", "real": "native-lavapipe"}
+
+
+def one_case(root: Path, case: str, n: int, address: str | None = None) -> dict:
+    """Run one case with the code under ``root`` (already first on sys.path), on the Ray cluster at
+    ``address`` or on one of its own."""
     from farm.config.experiments import load_experiment
     from farm.scheduler.run import RunOptions, run_experiment
 
@@ -141,7 +150,7 @@ def one_case(root: Path, case: str, n: int) -> dict:
         # machine), each with a kernel cache file of its own, as a run has
         if case == "tiny":
             out["direct_before"] = direct(exp, Path(tmp) / "direct-before")
-        outcome = run_experiment(load_experiment(exp), RunOptions(results_dir=results))
+        outcome = run_experiment(load_experiment(exp), RunOptions(results_dir=results, address=address))
         out["devices"] = overhead(outcome.run_dir)
         if case == "tiny":
             out["direct_after"] = direct(exp, Path(tmp) / "direct-after")
@@ -228,15 +237,55 @@ def round_trips(n: int) -> None:
                   f"reported by the device {statistics.median(extra):6.2f} ms (n={len(total)})")
 
 
-def in_subprocess(root: Path, case: str, n: int) -> dict:
+def in_subprocess(root: Path, case: str, n: int, address: str | None = None) -> dict:
     """One case in a fresh Python process with ``root``'s code first on the path (Ray's workers
     inherit PYTHONPATH)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as fh:
         env = {**os.environ, "PYTHONPATH": str(root), "RAY_USAGE_STATS_ENABLED": "0"}
         subprocess.run([sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--one", case,
-                        "--jobs", str(n), "--json", fh.name], check=True, cwd=root, env=env,
-                       stdout=subprocess.DEVNULL)
-        return json.loads(Path(fh.name).read_text())
+                        "--jobs", str(n), "--json", fh.name, *(["--address", address] if address else [])],
+                       check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
+        res = json.loads(Path(fh.name).read_text())
+        res["ray"] = "cluster" if address else "embedded"
+        return res
+
+
+class LocalCluster:
+    """A Ray head on 127.0.0.1 offering ``devices`` (``ray start --head --block`` in a temp folder of
+    its own), for runs that join a running cluster; stopped with SIGTERM, which ends its processes."""
+
+    def __init__(self, devices: set[str]) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.temp = tempfile.mkdtemp(prefix="jfb", dir="/tmp")  # short: Ray's socket paths must fit
+        self.address = f"127.0.0.1:{self.port}"
+        ray_bin = Path(sys.executable).parent / "ray"
+        self.proc = subprocess.Popen(
+            [str(ray_bin), "start", "--head", "--block", "--port", str(self.port), "--node-ip-address", "127.0.0.1",
+             "--temp-dir", self.temp, "--include-dashboard", "false", "--disable-usage-stats",
+             "--resources", json.dumps({f"device:{d}": 1 for d in sorted(devices)})],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not list(Path(self.temp).glob("session_*/sockets/raylet")):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"ray start --head did not come up (exit {self.proc.poll()})")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the raylet's socket comes before the node registers
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        import shutil
+
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def main() -> int:
@@ -245,6 +294,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=200, help="jobs in the tiny and real cases (default 200)")
     ap.add_argument("--n", type=int, default=200, help="repetitions of each round trip (default 200; 0: skip)")
     ap.add_argument("--compare-with", type=Path, help="another checkout: run each case there first, then here")
+    ap.add_argument("--ray", choices=("embedded", "cluster", "both"), default="embedded",
+                    help="Ray started by each run (embedded), a local Ray head started once (cluster), or both")
+    ap.add_argument("--address", help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, default=HERE, help=argparse.SUPPRESS)
     ap.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)
@@ -253,15 +305,24 @@ def main() -> int:
     root = args.root.resolve()
     sys.path.insert(0, str(root))
     if args.one:
-        args.json.write_text(json.dumps(one_case(root, args.one, args.jobs)))
+        args.json.write_text(json.dumps(one_case(root, args.one, args.jobs, args.address)))
         return 0
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # the local head and the runs that join it
     load0 = os.getloadavg()
     t0 = time.time()
     results: list[tuple[str, dict, dict | None]] = []
-    for case in args.cases:
-        before = in_subprocess(args.compare_with.resolve(), case, args.jobs) if args.compare_with else None
-        after = in_subprocess(root, case, args.jobs)
-        results.append((case, after, before))
+    modes = ["embedded", "cluster"] if args.ray == "both" else [args.ray]
+    cluster = LocalCluster({CASE_DEVICES[c] for c in args.cases}) if "cluster" in modes else None
+    try:
+        for case in args.cases:
+            for mode in modes:
+                address = cluster.address if mode == "cluster" and cluster else None
+                before = in_subprocess(args.compare_with.resolve(), case, args.jobs, address) if args.compare_with else None
+                after = in_subprocess(root, case, args.jobs, address)
+                results.append((f"{case}, {mode} Ray" if len(modes) > 1 else case, after, before))
+    finally:
+        if cluster is not None:
+            cluster.stop()
     print(f"\n{time.strftime('%Y-%m-%d %H:%M', time.localtime(t0))} to {time.strftime('%H:%M')}, "
           f"jobs per case: {args.jobs}" + (f", before: {args.compare_with}" if args.compare_with else ""))
     for case, after, before in results:
