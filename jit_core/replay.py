@@ -13,6 +13,7 @@ budget and the trace use the simulated clock (``tune(..., clock=runner.clock)``)
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -46,7 +47,7 @@ class RecordedConfig:
 
     @property
     def median_ms(self) -> float | None:
-        return _median(self.samples_ms) if self.samples_ms else None
+        return statistics.median(self.samples_ms) if self.samples_ms else None
 
 
 @dataclass
@@ -66,12 +67,12 @@ class Recording:
     def retimed(self) -> dict[str, float]:
         """Median of the samples ``record_space(confirm_top=...)`` added, per re-timed ok config."""
         n = self.measure.samples
-        return {k: _median(r.samples_ms[n:]) for k, r in self.configs.items() if r.ok and len(r.samples_ms) > n}
+        return {k: statistics.median(r.samples_ms[n:]) for k, r in self.configs.items() if r.ok and len(r.samples_ms) > n}
 
     def first_pass(self, key: str) -> float | None:
         """Median of ``key``'s samples of the first pass, or None if it failed."""
         r = self.configs.get(key)
-        return _median(r.samples_ms[: self.measure.samples]) if r is not None and r.ok and r.samples_ms else None
+        return statistics.median(r.samples_ms[: self.measure.samples]) if r is not None and r.ok and r.samples_ms else None
 
     def best(self) -> tuple[str, float] | None:
         """The key and median of the whole space's best. With re-timed leaders: the one with the
@@ -125,12 +126,6 @@ class Recording:
     @staticmethod
     def load(path: str | Path) -> "Recording":
         return Recording.from_dict(json.loads(Path(path).read_text()))
-
-
-def _median(xs: list[float]) -> float:
-    v = sorted(xs)
-    mid = len(v) // 2
-    return v[mid] if len(v) % 2 else 0.5 * (v[mid - 1] + v[mid])
 
 
 def _with_added_params(template: str, key: str) -> str:
