@@ -304,7 +304,8 @@ class MatmulVec4WGSL:
 
     def prior(self, op: MatMul, caps: DeviceCaps):
         """Score (lower first). GPUs: tiled, 16x8 workgroup, 8x8 micro-tile, BK 16 (PLATFORM.md's
-        best on an H200), prefetch a close second; skinny M: split-K first. CPU adapters (measured
+        best on an H200), prefetch a close second (GS is not scored: each config's GS=8 twin, where
+        the rules offer it, comes right after it); skinny M: split-K first. CPU adapters (measured
         on lavapipe at 256^3 and 128x768x768): direct kernels with 8x8 micro-tiles first. Both:
         little padding waste and enough workgroups to keep the device busy, which puts smaller
         tiles first for small problems."""
