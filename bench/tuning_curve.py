@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                             opts = TuneOptions(strategy=s, budget_s=budget, batch_size=args.batch_size, measure=measure,
                                                confirm_top=confirm[0], confirm_rounds=confirm[1])
                             res = tune(rec.op, template, ctx.caps, driver, options=opts)
-                            # the live winner's time in the recording: same protocol, same session
+                            # the live winner's cost in the recording: same protocol, same opened device
                             r = ratio(res, rec)
                             live.setdefault((label, s), []).append(f"{fmt(r, '.3f')} @{budget:g} s")
 
