@@ -26,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from farm.analysis.stats import pooled_samples  # noqa: E402
 from farm.baselines.catalog import CATALOG  # noqa: E402
 from farm.config.devices import find_device  # noqa: E402
 from farm.config.experiments import CompareSpec, ExperimentSpec, JobSpec, TunerSpec  # noqa: E402
@@ -100,7 +101,8 @@ def main() -> int:
     if summary.get("status") != "ok":
         print(f"tuning failed: {summary.get('error')}")
 
-    jit = [x for r in rows if r["impl"] == "jit" and r["ok"] and r["check_ok"] for x in r["samples_ms"]]
+    pooled = pooled_samples(rows)
+    jit = pooled.get("jit", [])
     jit_med = median(jit) if jit else None
     cmd = "python bench/baselines.py " + " ".join(sys.argv[1:])
     header = ("| impl | backend used | adapter | device | median ms | 95% CI ms | n | ratio to jit "
@@ -109,7 +111,7 @@ def main() -> int:
     for impl in ["jit"] + names:
         mine = [r for r in rows if r["impl"] == impl]
         good = [r for r in mine if r["ok"] and r["check_ok"]]
-        samples = [x for r in good for x in r["samples_ms"]]
+        samples = pooled.get(impl, [])
         flags = sorted({f for r in mine for f in (r.get("flags") or [])} - set(ctx.flags))
         err = next((f"{r['error_class']}: {r['error']}" for r in mine if not (r["ok"] and r["check_ok"])), None)
         med = median(samples) if samples else None

@@ -25,11 +25,11 @@ from farm.config.devices import find_device  # noqa: E402
 from farm.drivers import make_driver  # noqa: E402
 from farm.scheduler.job import DeviceContext  # noqa: E402
 from jit_core.ops import MATMUL_PRECISIONS, MatMul  # noqa: E402
-from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
-from jit_core.reference import check_outputs, check_positions  # noqa: E402
+from jit_core.protocol import MeasureSpec  # noqa: E402
 from jit_core.space import Config  # noqa: E402
 from jit_core.templates import get_template  # noqa: E402
-from jit_core.tuner import TuneOptions, tune  # noqa: E402
+from jit_core.tuner import TuneOptions, run_configs, tune  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,11 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             order = list(picks)
             for rnd in range(args.rounds):
                 for dt, name, key in order[rnd % len(order):] + order[: rnd % len(order)]:
-                    op, tpl = ops[dt], get_template(name)
-                    pos = check_positions(op, 64, 1)
-                    batch = make_batch(op, [("c", tpl.render(op, Config.from_key(key)))], seed=1, measure=timed, check_positions=pos)
-                    r = driver.run_batch(batch)[0]
-                    if r.ok and check_outputs(op, 1, pos, r.values).ok:
+                    (r,) = run_configs(ops[dt], name, [Config.from_key(key)], driver, measure=timed)
+                    if r.ok:
                         picks[(dt, name, key)] += r.samples_ms
             best: dict[str, tuple[float, int, str, str]] = {}
             for (dt, name, key), samples in picks.items():

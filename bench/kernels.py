@@ -49,13 +49,12 @@ from farm.scheduler.job import DeviceContext, JobRunner, trial_row  # noqa: E402
 from farm.scheduler.manifest import git_state, new_run_id, package_versions  # noqa: E402
 from farm.store.parquet import ParquetStore  # noqa: E402
 from jit_core.ops import MATMUL_PRECISIONS, MatMul  # noqa: E402
-from jit_core.protocol import MeasureSpec, make_batch  # noqa: E402
-from jit_core.reference import check_outputs, check_positions  # noqa: E402
+from jit_core.protocol import MeasureSpec  # noqa: E402
 from jit_core.space import Config  # noqa: E402
 from jit_core.templates import TEMPLATES, MatmulVec4WGSL, get_template  # noqa: E402
-from farm.analysis.stats import geomean  # noqa: E402
+from farm.analysis.stats import geomean, pooled_samples  # noqa: E402
 from jit_core.timing import median  # noqa: E402
-from jit_core.tuner import TrialRecord, TuneOptions, tune  # noqa: E402
+from jit_core.tuner import TrialRecord, TuneOptions, run_configs, tune  # noqa: E402
 
 # (label, M, N, K). Transformer layers: BART-base d=768/FFN 3072, T5-small d=512/FFN 2048,
 # Llama-2-7B d=4096/FFN 11008; prefill at a sequence length, decode at M=1.
@@ -127,13 +126,8 @@ def cublas_ms(op: MatMul, repeats: int) -> tuple[float, int]:
 def time_config(driver: Any, op: MatMul, template: str, config: Config, measure: MeasureSpec,
                 seed: int = 1) -> tuple[float, list[float]] | None:
     """Median ms and samples of one config, checked against the reference; None if it failed."""
-    positions = check_positions(op, 64, seed)
-    batch = make_batch(op, [("c", get_template(template).render(op, config))], seed=seed, measure=measure,
-                       check_positions=positions)
-    res = driver.run_batch(batch)[0]
-    if not res.ok or not res.samples_ms or not check_outputs(op, seed, positions, res.values).ok:
-        return None
-    return statistics.median(res.samples_ms), res.samples_ms
+    (rec,) = run_configs(op, template, [config], driver, measure=measure, seed=seed)
+    return (rec.median_ms, rec.samples_ms) if rec.ok else None
 
 
 def row_cells(label: str, op: MatMul, template: str, space: str, config: str, best_ms: float | None,
@@ -160,27 +154,20 @@ def tuner_pick(op: MatMul, tpl: Any, caps: Any, driver: Any, best: TrialRecord, 
     key = quick.best.config_key
     if key == best.config_key:
         return key, best.median_ms, best.median_ms
-    positions = check_positions(op, 64, 1)
-    kernels = [("pick", tpl.render(op, Config.from_key(key))), ("best", tpl.render(op, Config(best.config)))]
-    pooled: dict[str, list[float]] = {"pick": [], "best": []}
+    pair = [Config.from_key(key), Config(best.config)]
+    pooled: dict[str, list[float]] = {key: [], best.config_key: []}
     for rnd in range(rounds):
-        batch = make_batch(op, kernels if rnd % 2 == 0 else kernels[::-1], seed=1, measure=measure,
-                           check_positions=positions)
-        for res in driver.run_batch(batch):
-            if res.ok and res.samples_ms and check_outputs(op, 1, positions, res.values).ok:
-                pooled[res.id] += res.samples_ms
-    if not pooled["pick"] or not pooled["best"]:
+        for rec in run_configs(op, tpl, pair if rnd % 2 == 0 else pair[::-1], driver, measure=measure):
+            if rec.ok:
+                pooled[rec.config_key] += rec.samples_ms
+    if not all(pooled.values()):
         return None
-    return key, statistics.median(pooled["pick"]), statistics.median(pooled["best"])
+    return key, median(pooled[key]), median(pooled[best.config_key])
 
 
 def pooled_medians(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Median of the pooled samples of each implementation's correct measurements."""
-    pooled: dict[str, list[float]] = {}
-    for r in rows:
-        if r["ok"] and r["check_ok"]:
-            pooled.setdefault(r["impl"], []).extend(r["samples_ms"])
-    return {impl: median(xs) for impl, xs in pooled.items() if xs}
+    return {impl: median(xs) for impl, xs in pooled_samples(rows).items() if xs}
 
 
 def versus_cells(entry: tuple[str, MatMul, dict[str, float]], baselines: list[str]) -> list[str]:

@@ -73,7 +73,7 @@ class MatMul:
     @property
     def precision(self) -> str:
         """'f32', 'f16' or 'f16acc16': the name of (dtype, acc) in ``MATMUL_PRECISIONS``."""
-        return self.dtype + ("acc16" if self.acc == "f16" else "")
+        return next(n for n, kw in MATMUL_PRECISIONS.items() if kw == {"dtype": self.dtype, "acc": self.acc})
 
     def key(self) -> str:
         b = f"b{self.batch}_" if self.batch != 1 else ""

@@ -58,18 +58,22 @@ def prng_buffer(seed: int, stream: int, n: int, *, scale: float = 1.0, shift: fl
     if scale != 1.0 or shift != 0.0:
         x = (shift + scale * x.astype(np.float64)).astype(np.float32)
     if dtype == "f16":
-        with np.errstate(over="ignore"):  # overflow to infinity is the rounding's rule
-            return x.astype(np.float16)
+        return _to_f16(x)
     if dtype != "f32":
         raise ValueError(f"buffer dtype must be 'f32' or 'f16', got {dtype!r}")
     return x
 
 
+def _to_f16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to float16: nearest, ties to even, overflow to infinity."""
+    with np.errstate(over="ignore"):  # overflow to infinity is the rounding's rule
+        return np.asarray(x, dtype=np.float32).astype(np.float16)
+
+
 def round_f16(x: np.ndarray) -> np.ndarray:
     """``x`` rounded to float16 (nearest, ties to even) and widened back to float32: the values
     an f16 buffer holds."""
-    with np.errstate(over="ignore"):  # overflow to infinity is the rounding's rule
-        return np.asarray(x, dtype=np.float32).astype(np.float16).astype(np.float32)
+    return _to_f16(x).astype(np.float32)
 
 
 # Streams of each input of an op, by binding name; the harness uses the same numbers.

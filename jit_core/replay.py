@@ -21,11 +21,11 @@ from typing import Any
 
 from .caps import DeviceCaps
 from .ops import OpSpec, op_from_dict
-from .protocol import Batch, CandidateResult, MeasureSpec, Runner, make_batch
-from .reference import check_outputs, check_positions, expected_values
+from .protocol import Batch, CandidateResult, MeasureSpec, Runner
+from .reference import expected_values
 from .space import Config
 from .templates import Template, get_template
-from .tuner import TrialRecord, TuneOptions, tune
+from .tuner import TrialRecord, TuneOptions, run_configs, tune
 
 FORMAT_VERSION = 1
 
@@ -78,7 +78,9 @@ class Recording:
         """The key and median of the whole space's best. With re-timed leaders: the one with the
         lowest median of its re-timed samples (taken interleaved, at one time: the machine's drift
         between the first pass and the re-timing does not decide); else the fastest first pass."""
-        retimed = self.retimed()
+        return self._best(self.retimed())
+
+    def _best(self, retimed: dict[str, float]) -> tuple[str, float] | None:
         ok = ([(ms, k) for k, ms in retimed.items()] if retimed else
               [(ms, k) for k in self.configs if (ms := self.first_pass(k)) is not None])
         if not ok:
@@ -89,10 +91,10 @@ class Recording:
     def ratio(self, key: str) -> float | None:
         """``key``'s cost over the whole space's best, on samples taken at the same time: the
         re-timed medians when both were re-timed, else both first-pass medians; None if it failed."""
-        best = self.best()
+        retimed = self.retimed()
+        best = self._best(retimed)
         if best is None:
             return None
-        retimed = self.retimed()
         if key in retimed:
             return retimed[key] / best[1]
         mine, theirs = self.first_pass(key), self.first_pass(best[0])
@@ -184,12 +186,11 @@ def _confirm(op: OpSpec, tpl: Template, runner: Runner, configs: dict[str, "Reco
     the checked runs to theirs."""
     leaders = sorted((r.median_ms, k) for k, r in configs.items() if r.ok and r.median_ms is not None)[:top]
     keys = [k for _, k in leaders]
-    positions = check_positions(op, check_count, seed)
     for _ in range(rounds):
-        batch = make_batch(op, [(f"c{i}", tpl.render(op, Config.from_key(k))) for i, k in enumerate(keys)],
-                           seed=seed, measure=measure, check_positions=positions)
-        for key, res in zip(keys, runner.run_batch(batch)):
-            if res.ok and res.samples_ms and check_outputs(op, seed, positions, res.values).ok:
+        records = run_configs(op, tpl, [Config.from_key(k) for k in keys], runner, measure=measure, seed=seed,
+                              check_count=check_count)
+        for key, res in zip(keys, records):
+            if res.ok:
                 rec = configs[key]
                 added_s = len(res.samples_ms) * rec.reps * (rec.median_ms or 0.0) / 1e3
                 configs[key] = replace(rec, samples_ms=[*rec.samples_ms, *res.samples_ms], wall_s=rec.wall_s + added_s)

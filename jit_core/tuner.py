@@ -12,7 +12,7 @@ import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .caps import DeviceCaps
 from .ops import OpSpec
@@ -209,7 +209,7 @@ def tune(
             break
         measure = options.measure if not strategy.samples else replace(options.measure, samples=strategy.samples)
         batch_t0 = clock()
-        records = _run_batch(op, tpl, configs, runner, options, measure, positions, first_index=len(trials))
+        records = _run_batch(op, tpl, configs, runner, options.seed, measure, positions, first_index=len(trials))
         batch_wall.append((clock() - batch_t0) / len(configs))
         now = elapsed()
         for config, rec in zip(configs, records):
@@ -267,7 +267,7 @@ def _confirm(op: OpSpec, tpl: Template, strategy: Strategy, latest: dict[Config,
     for _ in range(options.confirm_rounds):
         if elapsed() >= options.budget_s or not leaders:
             break
-        records = _run_batch(op, tpl, leaders, runner, options, options.measure, positions, first_index=len(trials))
+        records = _run_batch(op, tpl, leaders, runner, options.seed, options.measure, positions, first_index=len(trials))
         now = elapsed()
         for rec in records:
             rec.phase, rec.elapsed_s = "confirm", now
@@ -290,12 +290,22 @@ def _confirm(op: OpSpec, tpl: Template, strategy: Strategy, latest: dict[Config,
     return winner
 
 
+def run_configs(op: OpSpec, template: Template | str, configs: Sequence[Config], runner: Runner, *,
+                measure: MeasureSpec, seed: int = 1, check_count: int = 64) -> list[TrialRecord]:
+    """Render ``configs``, run them in one batch on ``runner`` (so they are interleaved) and check
+    each against the reference at ``check_positions(op, check_count, seed)``, as the tuner does:
+    one record per config, in order; a failure is a record with ``ok`` False, never an exception
+    (except from the runner: the device is gone). For re-timing chosen configs outside a tune."""
+    tpl = get_template(template) if isinstance(template, str) else template
+    return _run_batch(op, tpl, list(configs), runner, seed, measure, check_positions(op, check_count, seed), first_index=0)
+
+
 def _run_batch(
     op: OpSpec,
     tpl: Template,
     configs: list[Config],
     runner: Runner,
-    options: TuneOptions,
+    seed: int,
     measure: MeasureSpec,
     positions: list[int],
     *,
@@ -315,14 +325,14 @@ def _run_batch(
         slot[cid] = i
         kernels.append((cid, kernel))
     if kernels:
-        batch = make_batch(op, kernels, seed=options.seed, measure=measure, check_positions=positions)
+        batch = make_batch(op, kernels, seed=seed, measure=measure, check_positions=positions)
         results = {r.id: r for r in runner.run_batch(batch)}
         for cid, i in slot.items():
             res = results.get(cid)
             if res is None:
                 records[i] = _record(first_index + i, configs[i], ok=False, error_class="harness", error=f"no result for candidate {cid}")
             else:
-                records[i] = _from_result(first_index + i, configs[i], res, op, options.seed, positions)
+                records[i] = _from_result(first_index + i, configs[i], res, op, seed, positions)
     return [r for r in records if r is not None]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -133,6 +134,16 @@ def geomean(values: np.ndarray) -> float:
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     return float(np.exp(np.log(v).mean())) if v.size else math.nan
+
+
+def pooled_samples(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """The samples of each implementation's correct measurement rows (``ok`` and ``check_ok``),
+    pooled over the rows (rounds) in order, by ``impl``."""
+    pooled: dict[str, list[float]] = {}
+    for r in rows:
+        if r["ok"] and r["check_ok"]:
+            pooled.setdefault(r["impl"], []).extend(r["samples_ms"])
+    return pooled
 
 
 # ------------------------------------------------------------------------------- Mann-Whitney U

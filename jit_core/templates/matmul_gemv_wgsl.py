@@ -39,7 +39,7 @@ from ..protocol import KernelSource
 from ..space import Config, Param, Rule, Space
 from .dtype_rules import dtype_rules
 from .matmul_wgsl import no_epilogue_rule
-from .wgsl_common import enable_f16
+from .wgsl_common import convert, enable_f16
 
 NNJIT_MAX_THREADS = 256
 MAX_ROWS = 8  # largest M this template takes; larger M is the tiled templates' job
@@ -210,10 +210,10 @@ def render_wgsl(op: MatMul, config: Config, *, header: str = "matmul-wgsl-gemv")
     zero = f"{ty}(0.0)"
 
     def ld(expr: str, v: bool) -> str:  # a value read from a binding, in the sums' type
-        return expr if sd == t else f"{f'vec4<{t}>' if v else t}({expr})"
+        return convert(expr, sd, t, v)
 
     def narrow(expr: str) -> str:  # a sum stored into C
-        return expr if sd == t else f"{sty}({expr})"
+        return convert(expr, t, sd, vec)
 
     out: list[str] = [
         *enable_f16(sd, t),

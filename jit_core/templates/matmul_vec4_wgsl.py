@@ -48,7 +48,7 @@ from ..ops import MatMul
 from ..protocol import BUFFER_DTYPES, Dispatch, KernelSource
 from ..space import Config, Param, Rule, Space
 from .dtype_rules import dtype_rules
-from .wgsl_common import act_expr, enable_f16
+from .wgsl_common import act_expr, convert, enable_f16
 
 NNJIT_MAX_THREADS = 256
 MIN_THREADS = 32  # one NVIDIA warp; the widest common subgroup
@@ -381,7 +381,6 @@ def _reduce_code(op: MatMul, sk: int, header: str) -> str:
     vec = op.N % 4 == 0
     t = f"vec4<{op.acc}>" if vec else op.acc  # P and the sums: the compute type
     s = f"vec4<{op.dtype}>" if vec else op.dtype  # bias and C: the op's dtype
-    cv = (lambda e: e) if s == t else (lambda e: f"{t}({e})")
     per = op.M * op.N // (4 if vec else 1)  # outputs per batch item
     total = op.batch * per
     col = f"e % {op.N // 4 if vec else op.N}u"
@@ -399,9 +398,9 @@ def _reduce_code(op: MatMul, sk: int, header: str) -> str:
         f"  let e = i % {per}u;",
         f"  let base = (i / {per}u) * {sk * per}u + e;",
         "  var x = " + " + ".join(f"P[base{_u(s * per)}]" for s in range(sk)) + ";",
-        *([f"  x = x + {cv(f'bias[{col}]')};"] if op.bias else []),
+        *([f"  x = x + {convert(f'bias[{col}]', op.dtype, op.acc, vec)};"] if op.bias else []),
         *_act_lines(op.act, t),
-        "  C[i] = x;" if s == t else f"  C[i] = {s}(x);",
+        f"  C[i] = {convert('x', op.acc, op.dtype, vec)};",
         "}",
     ]
     return "\n".join(lines) + "\n"
@@ -436,9 +435,7 @@ class _Gen:
 
     def ld(self, expr: str, vec: bool) -> str:
         """A value read from a binding, in the compute type."""
-        if self.s == self.t:
-            return expr
-        return f"{self.v4 if vec else self.t}({expr})"
+        return convert(expr, self.s, self.t, vec)
 
     # ----- pieces shared by the kernels
 
@@ -543,18 +540,18 @@ class _Gen:
         conds = [f"{row} < M"] if self.gm else []
         if self.epi:
             val = f"epi({val}, {col4})"
-        narrow = self.s != self.t and self.p.sk == 1  # C holds the op's dtype; split-K's P the compute type
+        c_type = self.s if self.p.sk == 1 else self.t  # C holds the op's dtype; split-K's P the compute type
         if self.vb:
             if self.gn:
                 conds.append(f"{col4} < N4")
-            stmts = [f"C[{self.cb}{row} * N4 + {col4}] = {f'vec4<{self.s}>({val})' if narrow else val};"]
+            stmts = [f"C[{self.cb}{row} * N4 + {col4}] = {convert(val, self.t, c_type, True)};"]
         else:
             stmts = [f"let cc = {self.cb}{row} * N + {col4} * 4u;"]
             if self.epi:
                 stmts.append(f"let ev = {val};")
                 val = "ev"
-            stmts += [f"if ({col4} * 4u{_u(c)} < N) {{ C[cc{_u(c)}] = "
-                      f"{f'{self.s}({val}.{_COMP[c]})' if narrow else f'{val}.{_COMP[c]}'}; }}" for c in range(4)]
+            stmts += [f"if ({col4} * 4u{_u(c)} < N) {{ C[cc{_u(c)}] = {convert(f'{val}.{_COMP[c]}', self.t, c_type, False)}; }}"
+                      for c in range(4)]
         if conds:
             self.out.append(f"{ind}if ({' && '.join(conds)}) {{")
             self.out += [f"{ind}  {s}" for s in stmts]

@@ -87,6 +87,12 @@ def enable_f16(*types: str) -> list[str]:
     return ["enable f16;"] if "f16" in types else []
 
 
+def convert(expr: str, src: str, dst: str, vec: bool) -> str:
+    """WGSL ``expr`` of element type ``src`` (f32 or f16; a vec4 of it when ``vec``) as ``dst``:
+    unchanged when the two are the same, else a conversion."""
+    return expr if src == dst else f"{f'vec4<{dst}>' if vec else dst}({expr})"
+
+
 def act_expr(act: str, x: str, t: str) -> str:
     """WGSL of activation ``act`` (relu, gelu, silu) on expression ``x`` of type ``t`` (f32 or
     vec4<f32>): the formulas of ``jit_core.reference.activation``, GELU in its tanh form with tanh's
