@@ -18,8 +18,16 @@ import pandas as pd
 CURVE_COLUMNS = ["run_id", "device_id", "op_key", "op_label", "elapsed_s", "best_so_far_ms"]
 
 
+def _is_search(trials: pd.DataFrame) -> pd.Series:
+    """Rows of candidates the search asked for (not the confirmation rounds' re-timings); tables
+    written before the ``phase`` column existed hold search rows only."""
+    return trials["phase"] != "confirm" if "phase" in trials else pd.Series(True, index=trials.index)
+
+
 def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
-    """The points where best-so-far improved (plus the last trial), per (run, device, op)."""
+    """The points where the search's best-so-far improved, plus the last trial (the tuner's answer),
+    per (run, device, op). Confirmation rounds add only that last point: between rounds their
+    pooled medians may go up and down, which is no step of the search."""
     if trials.empty:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     t = trials[np.isfinite(trials["best_so_far_ms"].astype(float))].sort_values(
@@ -29,7 +37,7 @@ def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
     keys = ["run_id", "device_id", "op_key"]
     prev = t.groupby(keys, sort=False)["best_so_far_ms"].shift(1)
     last = ~t.duplicated(keys, keep="last")
-    keep = prev.isna() | (t["best_so_far_ms"] < prev) | last
+    keep = (_is_search(t) & (prev.isna() | (t["best_so_far_ms"] < prev))) | last
     return t.loc[keep, CURVE_COLUMNS].reset_index(drop=True)
 
 
@@ -45,9 +53,8 @@ def tuning_summary(trials: pd.DataFrame, speedups: pd.DataFrame, at_s: float = 3
     cols = keys + ["op_label", "trials", "failed_trials", "tune_s", "best_ms", at_col, "time_to_5pct_s"]
     if trials.empty:
         return pd.DataFrame(columns=cols)
-    search = trials["phase"] != "confirm" if "phase" in trials else pd.Series(True, index=trials.index)
     t = trials.assign(_bad=~(trials["ok"].fillna(False).astype(bool) & trials["check_ok"].fillna(False).astype(bool)),
-                      _search=search)
+                      _search=_is_search(trials))
     t = t.assign(_bad=t["_bad"] & t["_search"])
     g = t.groupby(keys, sort=True)
     out = pd.DataFrame({"op_label": g["op_label"].first(), "trials": g["_search"].sum(), "failed_trials": g["_bad"].sum(),

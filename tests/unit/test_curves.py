@@ -3,6 +3,7 @@
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from farm.analysis.curves import tuning_curves
@@ -30,6 +31,22 @@ def test_curve_of_a_replayed_tune_steps_down_with_time(tmp_path):
     assert len(res.trials) == 30 and 1 <= len(curve) <= 30  # the steps, plus the last trial
     assert curve["elapsed_s"].is_monotonic_increasing and curve["best_so_far_ms"].is_monotonic_decreasing
     assert curve["best_so_far_ms"].iloc[-1] == res.best.median_ms
+
+
+def test_curve_takes_only_the_answer_from_confirmation_rounds_whose_pooled_medians_go_up_and_down():
+    # As in a real lavapipe run: the search's luckiest sample 0.0655 ms; round 1 pools the leaders'
+    # samples to 0.090 ms, round 2 to 0.0813 ms, the tuner's answer. Round 1 is no search step.
+    rows = [("search", 0, 1.0, 0.100), ("search", 1, 2.0, 0.0655), ("search", 2, 3.0, 0.0700),
+            ("confirm", 3, 4.0, 0.090), ("confirm", 4, 4.0, 0.090),
+            ("confirm", 5, 5.0, 0.0813), ("confirm", 6, 5.0, 0.0813)]
+    trials = pd.DataFrame([{"run_id": "r", "device_id": "d", "op_key": "k", "op_label": "op", "phase": ph,
+                            "trial_index": i, "elapsed_s": t, "best_so_far_ms": b} for ph, i, t, b in rows])
+    curve = tuning_curves(trials)
+    assert list(curve["best_so_far_ms"]) == [0.100, 0.0655, 0.0813]
+    assert list(curve["elapsed_s"]) == [1.0, 2.0, 5.0]
+    # a table written before the phase column existed: every row is a search row
+    old = tuning_curves(trials.drop(columns="phase").iloc[:3])
+    assert list(old["best_so_far_ms"]) == [0.100, 0.0655, 0.0700]
 
 
 def test_record_space_times_its_leaders_again_interleaved_and_charges_their_first_pass():
