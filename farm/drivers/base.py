@@ -89,6 +89,11 @@ class DeviceDriver(abc.ABC):
         """Versions of what this driver runs (browser, libraries), for the run manifest."""
         return {}
 
+    def open_phases(self) -> dict[str, float]:
+        """Seconds each step of the last ``open()`` took (e.g. ``playwright_s``, ``browser_s``,
+        ``page_s``), recorded with the run's timing; {} where the driver does not break it down."""
+        return {}
+
     def covariates(self) -> dict[str, Any]:
         """Device state worth recording with the run (phones: battery level and temperature,
         thermal status, Chrome version, GPU renderer); {} when the driver cannot read any."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ class PlaywrightDriver(HarnessPageDriver):
         self._page: Any = None
         self.console_errors: list[str] = []
         self.command_line: list[str] | None = None
+        self._phases: dict[str, float] = {}
 
     # ----------------------------------------------------------------------------------- life cycle
     def open(self) -> None:
@@ -129,9 +131,12 @@ class PlaywrightDriver(HarnessPageDriver):
                 f"{opts.browser.capitalize()} not found at {opts.executable_path}: run the README's setup command "
                 "(installs Debian's chromium) or set browser.executable_path in the device YAML",
             )
+        self._phases = {}
         try:
             self._launch()
+            t0 = time.perf_counter()
             self._load_page()
+            self._phases["page_s"] = time.perf_counter() - t0
         except DriverError:
             self.close()
             raise
@@ -144,10 +149,13 @@ class PlaywrightDriver(HarnessPageDriver):
         if self._server is None:
             self._server = HarnessServer()
         self._server.start()
+        t0 = time.perf_counter()
         self._pw = _acquire_playwright()
+        t1 = time.perf_counter()
         self._browser, self._context = self._start_browser()
         self._browser.on("disconnected", lambda *_: self._mark_crashed("browser disconnected"))
         self._page = self._context.new_page()
+        self._phases.update(playwright_s=t1 - t0, browser_s=time.perf_counter() - t1)
         self._page.set_default_timeout(opts.call_timeout_s * 1000)
         self._page.on("crash", lambda *_: self._mark_crashed("page crashed"))
         self._page.on("console", self._on_console)
@@ -224,6 +232,11 @@ class PlaywrightDriver(HarnessPageDriver):
             raise DriverError("harness", f"harness page {url} did not load: {e}") from e
         if load_error:
             raise DriverError("harness", f"harness page {url} failed to load: {load_error}")
+
+    def open_phases(self) -> dict[str, float]:
+        """Starting Playwright's driver (shared by the drivers of one thread: ~0 after the first),
+        launching the browser with a new page, loading the harness page until it is ready."""
+        return dict(self._phases)
 
     def close(self) -> None:
         self._closing = True

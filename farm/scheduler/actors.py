@@ -37,7 +37,8 @@ class DeviceWorker:
     """Owns one device for the whole run: opens its driver, probes it, runs its jobs one at a
     time (one measurement at a time per device), closes it.
 
-    Contract: ``open()`` returns the device context as a dict or raises DriverError; ``reopen()``
+    Contract: ``open()`` returns the device context as a dict (``open_timing``: seconds in the
+    driver's open, its phases and the probe) or raises DriverError; ``reopen()``
     closes and opens the driver again; ``run_job(job, attempt)`` returns the job's summary row (a
     failed one when the driver raised); every record it made carries ``attempt`` and reaches the
     aggregator in order (the job's ``jobs`` row last, sent with the records still in the outbox),
@@ -69,9 +70,12 @@ class DeviceWorker:
 
     def open(self) -> dict[str, Any]:
         self.aggregator.report.remote(self.device.id, {"phase": "opening"})
+        t0 = time.perf_counter()
         self.driver = make_driver(self.device)
         self.driver.open()
+        t1 = time.perf_counter()
         probe = self.driver.probe()
+        timing = {"driver_s": t1 - t0, **self.driver.open_phases(), "probe_s": time.perf_counter() - t1}
         if get_template(self.exp.tuner.template).backend == "wasm":
             if not (probe.get("wasm") or {}).get("simd"):
                 raise DriverError("device", f"no WebAssembly SIMD128 on {self.device.id}: {probe.get('wasm')}")
@@ -84,7 +88,7 @@ class DeviceWorker:
         self.aggregator.report.remote(self.device.id, {"phase": "ready", "adapter": ctx.adapter})
         return {"device_id": self.device.id, "adapter": ctx.adapter, "fingerprint": ctx.fingerprint,
                 "probe": probe, "caps": ctx.caps.to_dict(), "versions": self.driver.versions(),
-                "covariates": self.driver.covariates(),
+                "covariates": self.driver.covariates(), "open_timing": timing,
                 "pid": os.getpid(), "host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
 
     def _emit(self, table: str, rows: list[dict[str, Any]]) -> None:

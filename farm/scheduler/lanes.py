@@ -75,6 +75,7 @@ class DeviceLane:
         self.t_spawn: float | None = None
         self.t_first_job: float | None = None
         self.t_end: float | None = None
+        self.first_open: dict[str, float] = {}  # the worker's open_timing of the open before the first job
 
     # ------------------------------------------------------------------------------ life cycle
     def start(self, unavailable: str | None = None) -> None:
@@ -142,6 +143,8 @@ class DeviceLane:
             return
         self.info.pop("error", None)
         self.open_failures = 0
+        if self.t_first_job is None:
+            self.first_open = dict(self.info.get("open_timing") or {})
         self._next()
 
     def _open_failed(self, cls: str, msg: str) -> None:
@@ -251,12 +254,15 @@ class DeviceLane:
                 "status": status, "error_class": cls, "error": msg, "template": self.exp.tuner.template,
                 "strategy": self.exp.tuner.strategy}
 
-    def timing(self) -> dict[str, float | None]:
-        """Seconds from spawning the worker to the first job, and from the first job to the end."""
+    def timing(self) -> dict[str, Any]:
+        """Seconds from spawning the worker to the first job (``open_s``; ``open_phases``: where the
+        worker's open went, the rest of ``open_s`` is the worker's start and the calls), and from
+        the first job to the end."""
         def span(a: float | None, b: float | None) -> float | None:
             return b - a if a is not None and b is not None else None
 
-        return {"open_s": span(self.t_spawn, self.t_first_job), "jobs_wall_s": span(self.t_first_job, self.t_end),
+        return {"open_s": span(self.t_spawn, self.t_first_job), "open_phases": self.first_open,
+                "jobs_wall_s": span(self.t_first_job, self.t_end),
                 "restarts": self.restarts, "failed_attempts": self.failed_attempts, "taken_back": self.taken_back}
 
     # -------------------------------------------------------------------------------- progress

@@ -50,6 +50,9 @@ def test_job_sent_ahead_of_a_failing_job_is_taken_back_and_runs_once_after_the_r
     assert ts[("broken", 2)] < ts[("after", 1)] < ts[("last", 1)]
     timing = json.loads((outcome.run_dir / "manifest.json").read_text())["timing"]["devices"]["native-lavapipe"]
     assert timing["taken_back"] == 2 and timing["restarts"] == 0
+    # where the device's open went: the driver's open and the probe, parts of the time to the first job
+    phases = timing["open_phases"]
+    assert set(phases) >= {"driver_s", "probe_s"} and phases["driver_s"] + phases["probe_s"] <= timing["open_s"]
 
 
 def test_a_worker_starts_a_job_sent_ahead_only_while_the_driver_process_runs():

@@ -154,6 +154,15 @@ def test_command_line_is_read_from_the_browser_process_without_a_page(driver):
 
 @pytest.mark.browser
 @needs_chromium
+def test_open_says_where_its_time_went(driver):
+    """Playwright's start, the browser with its first page, the harness page: each timed, for the
+    run's start-up figures."""
+    phases = driver.open_phases()
+    assert set(phases) == {"playwright_s", "browser_s", "page_s"} and all(v >= 0 for v in phases.values())
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_probe_reports_webgpu_adapter_limits_features_and_timer_resolutions(probe, driver):
     assert probe["webgpu"] is True and probe["error"] is None
     assert probe["crossOriginIsolated"] is True
