@@ -3,6 +3,7 @@
     python bench/farm.py                                  # all cases + round trips, this tree
     python bench/farm.py --cases tiny real --jobs 50      # some cases, fewer jobs
     python bench/farm.py --compare-with ../other-tree     # each case on that tree, then on this one
+    python bench/farm.py --cases --n 0 --ray-start 5      # only Ray's own start, 5 times per setting
 
 Cases: ``quickstart`` (experiments/quickstart.yaml: SwiftShader in Chromium, 3 jobs), ``tiny``
 (200 tiny matmuls on lavapipe, ~100 ms of device time each: a stress case for the per-job cost)
@@ -25,7 +26,12 @@ both see the same load; ratios are printed per case.
 ``--ray embedded`` (default) starts Ray inside each run, as `jitfarm run` does by default;
 ``--ray cluster`` first starts a local Ray head (127.0.0.1, offering the cases' devices, stopped at
 the end) and runs each case against it (`jitfarm run --address`), as on a farm whose Ray runs
-already; ``--ray both`` runs each case both ways, in turn.
+already; ``--ray both`` runs each case both ways, in turn. Each case also prints where its device's
+open went (the worker's start, the driver's open and its steps, the probe).
+
+``--ray-start N`` times Ray's own start as a run does it, then with each start-up setting Ray
+offers that could make it shorter (no worker prestart, ``num_cpus=0``), N times each in fresh
+processes, with the CPU seconds of each of Ray's programs: the floor under a run's overhead.
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ def overhead(run_dir: Path) -> list[dict]:
         wall, phase = manifest["wall_s"], timing["jobs_wall_s"]
         out.append({"device": dev, "jobs": int((rows["status"] == "ok").sum()), "attempts": len(rows),
                     "wall_s": wall, "ray_init_s": manifest["timing"]["ray_init_s"], "open_s": timing["open_s"],
+                    "open_phases": timing.get("open_phases") or {},
                     "jobs_wall_s": phase, "busy_s": busy,
                     "overhead_run": (wall - busy) / wall, "overhead_jobs": (phase - busy) / phase if phase else None,
                     "outside_ms": (phase - busy) / max(len(rows), 1) * 1000})
@@ -165,6 +172,13 @@ def print_case(label: str, res: dict) -> None:
               f"{r['ray_init_s']:4.1f}, open {r['open_s']:4.1f}, jobs {r['jobs_wall_s']:6.1f}) busy {r['busy_s']:6.1f} s"
               f" | overhead: run {100 * r['overhead_run']:5.1f}%, jobs phase {100 * r['overhead_jobs']:5.1f}% "
               f"| {r['outside_ms']:6.1f} ms/job outside the device | load {res['load_start']:.1f}->{res['load_end']:.1f}")
+        phases = r.get("open_phases") or {}
+        if phases:
+            inner = {k: v for k, v in phases.items() if k not in ("driver_s", "probe_s")}
+            rest = r["open_s"] - phases.get("driver_s", 0.0) - phases.get("probe_s", 0.0)
+            print(f"{'':<24} open {r['open_s']:.2f} s: worker start and calls {rest:.2f}, driver "
+                  f"{phases.get('driver_s', 0.0):.2f}" + (" (" + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in inner.items())
+                                                           + ")" if inner else "") + f", probe {phases.get('probe_s', 0.0):.2f}")
     if "direct_before" in res:
         alone = statistics.mean(res[k]["outside_ms"] for k in ("direct_before", "direct_after"))
         farm = res["devices"][0]["outside_ms"]
@@ -237,6 +251,100 @@ def round_trips(n: int) -> None:
                   f"reported by the device {statistics.median(extra):6.2f} ms (n={len(total)})")
 
 
+# ------------------------------------------------------------------------------- Ray's own start
+RAY_START_VARIANTS = {
+    "as a run": {},
+    "no worker prestart": {"_system_config": {"prestart_worker_first_driver": False}},
+    "num_cpus 0": {"num_cpus": 0},
+}
+
+
+def process_tree_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of this process and of every process under it, by program:
+    with embedded Ray, all of Ray's (GCS, raylet, dashboard, monitors, agents, workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, float, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        program = argv[0].split()[0] if argv and argv[0].startswith("ray::") else next(
+            (Path(a).name for a in argv[1:] if a.endswith(".py")), Path(argv[0]).name if argv else "?")
+        procs[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, program)
+    tree, grew = {os.getpid()}, True
+    while grew:
+        more = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    out: dict[str, float] = {}
+    for pid in tree:
+        if pid in procs:
+            _, cpu, program = procs[pid]
+            program = "this process (the run's driver)" if pid == os.getpid() else program
+            out[program] = out.get(program, 0.0) + cpu
+    return out
+
+
+def one_ray_start(root: Path, variant: str) -> dict:
+    """Ray started as `jitfarm run` starts it (plus the variant's settings), then the run's two
+    actors (its aggregator and the quickstart device's worker, not opened) answering a call: all
+    that comes before the device's open."""
+    import ray
+
+    from farm.config.experiments import load_experiment
+    from farm.scheduler.actors import Aggregator, DeviceWorker
+    from farm.scheduler.run import RunOptions, init_ray
+
+    exp = load_experiment(root / "experiments" / "quickstart.yaml")
+    dev = exp.devices[0]
+    cpu0 = process_tree_cpu()
+    t0 = time.perf_counter()
+    init_ray([dev.id], RunOptions(), **RAY_START_VARIANTS[variant])
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        agg = ray.remote(num_cpus=0)(Aggregator).remote(tmp)
+        worker = ray.remote(num_cpus=0)(DeviceWorker).options(resources={f"device:{dev.id}": 1}).remote(
+            dev, exp, "bench", agg)
+        ray.get([agg.flush.remote(), worker.ping.remote()])
+        t2 = time.perf_counter()
+        time.sleep(2.0)  # what Ray's processes go on spending right after, while a device would open
+        cpu = process_tree_cpu()
+        ray.shutdown()
+    cpu = {k: v - cpu0.get(k, 0.0) for k, v in cpu.items()}
+    return {"variant": variant, "init_s": t1 - t0, "actors_s": t2 - t1, "shutdown_s": time.perf_counter() - t2 - 2.0,
+            "cpu": cpu}
+
+
+def ray_start(root: Path, n: int) -> None:
+    """Each variant n times, in turn, each start in a fresh process: medians and CPU by program."""
+    runs: dict[str, list[dict]] = {v: [] for v in RAY_START_VARIANTS}
+    for _ in range(n):
+        for variant in RAY_START_VARIANTS:
+            with tempfile.NamedTemporaryFile(suffix=".json") as fh:
+                env = {**os.environ, "PYTHONPATH": str(root), "RAY_USAGE_STATS_ENABLED": "0"}
+                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--one-ray-start",
+                                variant, "--json", fh.name], check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
+                runs[variant].append(json.loads(Path(fh.name).read_text()))
+    print(f"\nRay's own start, {n} fresh processes per variant, in turn (load {os.getloadavg()[0]:.1f}):")
+    for variant, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("init_s", "actors_s", "shutdown_s")}
+        print(f"  {variant:<20} ray.init {med['init_s']:4.2f} s, then the run's two actors answer "
+              f"{med['actors_s']:4.2f} s: {med['init_s'] + med['actors_s']:4.2f} s before a device can open "
+              f"(shutdown {med['shutdown_s']:4.2f} s) | runs: "
+              + ", ".join(f"{r['init_s'] + r['actors_s']:.2f}" for r in rs))
+        programs = sorted({p for r in rs for p in r["cpu"]}, key=lambda p: -statistics.median(r["cpu"].get(p, 0) for r in rs))
+        cpu = {p: statistics.median(r["cpu"].get(p, 0.0) for r in rs) for p in programs}
+        print(f"  {'':<20} CPU {sum(cpu.values()):4.1f} s on {os.cpu_count()} cores: "
+              + ", ".join(f"{p} {c:.2f}" for p, c in cpu.items() if c >= 0.05))
+    base = statistics.median(r["init_s"] + r["actors_s"] for r in runs["as a run"])
+    print(f"  so a run needs {base / 0.05:.0f} s of device work for Ray's start alone to stay under 5% of it")
+
+
 def in_subprocess(root: Path, case: str, n: int, address: str | None = None) -> dict:
     """One case in a fresh Python process with ``root``'s code first on the path (Ray's workers
     inherit PYTHONPATH)."""
@@ -290,7 +398,7 @@ class LocalCluster:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    ap.add_argument("--cases", nargs="*", choices=CASES, default=list(CASES), help="(none: no case)")
     ap.add_argument("--jobs", type=int, default=200, help="jobs in the tiny and real cases (default 200)")
     ap.add_argument("--n", type=int, default=200, help="repetitions of each round trip (default 200; 0: skip)")
     ap.add_argument("--compare-with", type=Path, help="another checkout: run each case there first, then here")
@@ -299,6 +407,9 @@ def main() -> int:
     ap.add_argument("--address", help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, default=HERE, help=argparse.SUPPRESS)
     ap.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)
+    ap.add_argument("--ray-start", type=int, default=0, metavar="N",
+                    help="also time Ray's own start N times per start-up setting, in fresh processes (default 0)")
+    ap.add_argument("--one-ray-start", choices=tuple(RAY_START_VARIANTS), help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -306,6 +417,9 @@ def main() -> int:
     sys.path.insert(0, str(root))
     if args.one:
         args.json.write_text(json.dumps(one_case(root, args.one, args.jobs, args.address)))
+        return 0
+    if args.one_ray_start:
+        args.json.write_text(json.dumps(one_ray_start(root, args.one_ray_start)))
         return 0
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # the local head and the runs that join it
     load0 = os.getloadavg()
@@ -333,6 +447,8 @@ def main() -> int:
             print_ratios(case, before, after)
     if args.n:
         round_trips(args.n)
+    if args.ray_start:
+        ray_start(root, args.ray_start)
     print("load average (1, 5, 15 min) at start {:.1f} {:.1f} {:.1f}, at end {:.1f} {:.1f} {:.1f}".format(*load0, *os.getloadavg()))
     return 0
 

@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import ray
@@ -49,20 +50,24 @@ class RunOutcome:
     wall_s: float
 
 
-def _init_ray(exp: ExperimentSpec, options: RunOptions) -> None:
+def init_ray(device_ids: Iterable[str], options: RunOptions, **overrides: Any) -> None:
+    """Start Ray as a run does: join the cluster at ``options.address``, or start a local instance
+    offering the custom resource ``device:<id>`` for each of ``device_ids``. ``overrides``: more
+    arguments for ``ray.init`` (bench/farm.py tries Ray's start-up settings with them)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING,
                                   configure_logging=True, log_to_driver=True)
     if options.runtime_env:
         kwargs["runtime_env"] = options.runtime_env
+    kwargs.update(overrides)
     if options.address:
         kwargs.pop("include_dashboard")
         ray.init(address=options.address, **kwargs)
     else:
         # A new local instance even if a `ray start` cluster runs on this machine. Each device is a
         # custom resource so its actor lands where the device is attached.
-        ray.init(address="local", resources={f"device:{d.id}": 1 for d in exp.devices}, **kwargs)
+        ray.init(address="local", resources={f"device:{d}": 1 for d in device_ids}, **kwargs)
 
 
 def _cluster_facts() -> dict[str, Any]:
@@ -113,7 +118,7 @@ def run_experiment(exp: ExperimentSpec, options: RunOptions = RunOptions(), *,
     agg = None
     try:
         if owns_ray:
-            _init_ray(exp, options)
+            init_ray([d.id for d in exp.devices], options)
         ray_ready_s = time.perf_counter() - t_start
         cluster = _cluster_facts()
         store.update_manifest(ray={"address": options.address or ("local" if owns_ray else "existing"), **cluster})
