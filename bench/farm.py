@@ -262,31 +262,21 @@ RAY_START_VARIANTS = {
 def process_tree_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of this process and of every process under it, by program:
     with embedded Ray, all of Ray's (GCS, raylet, dashboard, monitors, agents, workers)."""
+    from farm.procs import cmdline, descendants, stat_fields
+
     tick = os.sysconf("SC_CLK_TCK")
-    procs: dict[int, tuple[int, float, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        program = argv[0].split()[0] if argv and argv[0].startswith("ray::") else next(
-            (Path(a).name for a in argv[1:] if a.endswith(".py")), Path(argv[0]).name if argv else "?")
-        procs[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, program)
-    tree, grew = {os.getpid()}, True
-    while grew:
-        more = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
-        tree |= more
-        grew = bool(more)
     out: dict[str, float] = {}
-    for pid in tree:
-        if pid in procs:
-            _, cpu, program = procs[pid]
-            program = "this process (the run's driver)" if pid == os.getpid() else program
-            out[program] = out.get(program, 0.0) + cpu
+    for pid in [os.getpid(), *descendants(os.getpid())]:
+        stat, argv = stat_fields(pid), cmdline(pid)
+        if stat is None:
+            continue
+        if pid == os.getpid():
+            program = "this process (the run's driver)"
+        elif argv and argv[0].startswith("ray::"):  # a Ray worker's title: ray::<actor or state>
+            program = argv[0].split()[0]
+        else:  # a Python program by its script, else the executable
+            program = next((Path(a).name for a in argv[1:] if a.endswith(".py")), Path(argv[0]).name if argv else stat[0])
+        out[program] = out.get(program, 0.0) + (int(stat[1][11]) + int(stat[1][12])) / tick
     return out
 
 

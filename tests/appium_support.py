@@ -7,41 +7,9 @@ from pathlib import Path
 import pytest
 
 from farm.drivers.appium_server import APPIUM_MAIN, AppiumServer, AppiumServerOptions, installed_drivers
-from farm.procs import process_alive as alive  # noqa: F401 - the tests import it from here
+from farm.procs import child_pids, cmdline
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def child_pids(pid: int, name: str | None = None) -> list[int]:
-    """PIDs of the live children of ``pid`` (whose executable name is ``name``), from /proc."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and (name is None or comm == name):
-            out.append(int(stat.parent.name))
-    return out
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root``, from /proc parent links at the time of the call."""
-    out, todo = [], [root]
-    while todo:
-        for child in child_pids(todo.pop()):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def session_chromedriver(server_pid: int, port: int | None = None) -> int:

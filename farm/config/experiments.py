@@ -9,8 +9,8 @@ from typing import Any
 from jit_core.ops import ACCUMULATORS, ELTWISE_FNS, HEADS_MODES, MATMUL_DTYPES, NORMS, OP_KINDS, MatMul, OpSpec
 from jit_core.protocol import MeasureSpec
 from jit_core.search import STRATEGIES as _SEARCH_STRATEGIES
-from jit_core.tuner import TuneOptions
 from jit_core.templates import DEFAULT_TEMPLATES, F16_TEMPLATES, TEMPLATES
+from jit_core.tuner import TuneOptions
 
 from farm.baselines.catalog import CATALOG, DEVICE_SOURCES
 

@@ -14,6 +14,7 @@ from farm.drivers.base import BrowserOptions, DriverError
 from farm.drivers.harness_page import (CALL_FUNCTION, LOAD_ERROR_FUNCTION, READY_FUNCTION, VERSION_FUNCTION,
                                        WEDGED_FUNCTION, HarnessPageDriver, page_url)
 from farm.harness.server import HarnessServer
+from farm.procs import cmdline
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +216,10 @@ class PlaywrightDriver(HarnessPageDriver):
             finally:
                 session.detach()
             pids = [p["id"] for p in info.get("processInfo", []) if p.get("type") == "browser"]
-            raw = Path(f"/proc/{pids[0]}/cmdline").read_bytes() if len(pids) == 1 else b""
         except Exception as e:  # noqa: BLE001 - the page-based fallback follows
             log.debug("browser process command line: %s", e)
             return None
-        return [a.decode(errors="replace") for a in raw.split(b"\0") if a] or None
+        return (cmdline(pids[0]) if len(pids) == 1 else []) or None
 
     def _load_page(self) -> None:
         url = page_url(self._server.url, self.options.feature_level)

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from farm.config.faults import ERROR_CLASSES
-from farm.procs import process_alive as alive  # noqa: F401 - the tests import it from here
 from tests.projects import make_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,37 +30,6 @@ def workspace(tmp_path: Path) -> Callable[[str, str], Path]:
 
 
 # ------------------------------------------------------------------------------------ processes
-def _ppid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2:].split()[1])
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
-    except OSError:
-        return []
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (by parent links at the time of the call)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            ppid = _ppid(int(entry))
-            if ppid is not None:
-                children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def kill_pids(pids: list[int]) -> None:
     for pid in pids:
         try:

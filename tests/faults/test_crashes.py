@@ -10,8 +10,9 @@ import signal
 import pytest
 
 from farm.config.experiments import load_experiment
+from farm.procs import cmdline, descendants
 
-from .conftest import (CHROMIUM, cmdline, descendants, needs_chromium, needs_lavapipe, parts, run_dir_of, run_while,
+from .conftest import (CHROMIUM, needs_chromium, needs_lavapipe, parts, run_dir_of, run_while,
                        wait_for)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

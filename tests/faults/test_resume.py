@@ -14,9 +14,10 @@ import pytest
 
 from farm.cli import main
 from farm.config.experiments import load_experiment
+from farm.procs import cmdline, descendants, process_alive as alive
 from tests.projects import run_folders
 
-from .conftest import ROOT, alive, check_records, cmdline, descendants, kill_pids, needs_lavapipe, parts, run_dir_of, wait_for
+from .conftest import ROOT, check_records, kill_pids, needs_lavapipe, parts, run_dir_of, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.native]
 

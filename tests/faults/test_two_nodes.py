@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from farm.procs import cmdline, descendants, process_alive as alive
 from tests.projects import run_folders
 
-from .conftest import ROOT, alive, check_records, cmdline, descendants, kill_pids, needs_lavapipe
+from .conftest import ROOT, check_records, kill_pids, needs_lavapipe
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.native]
 

@@ -16,13 +16,14 @@ from farm.config.devices import load_device
 from farm.config.experiments import JobSpec, load_experiment
 from farm.drivers.appium_driver import AppiumDriver
 from farm.drivers.base import DriverError
+from farm.procs import child_pids, process_alive as alive
 from farm.scheduler.job import DeviceContext, JobRunner
 from jit_core.ops import MatMul
 from jit_core.protocol import MeasureSpec, make_batch
 from jit_core.reference import check_outputs, check_positions
 from jit_core.space import Config
 from jit_core.templates import get_template
-from tests.appium_support import alive, appium_server, child_pids, session_chromedriver  # noqa: F401 (fixture)
+from tests.appium_support import appium_server, session_chromedriver  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE_YAML = ROOT / "device_configs" / "local-appium-chromium.yaml"

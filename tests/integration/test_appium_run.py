@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from farm.drivers.appium_server import APPIUM_MAIN
-from tests.appium_support import alive, child_pids, cmdline, descendants, require_appium, session_chromedriver
+from farm.procs import child_pids, cmdline, descendants, process_alive as alive
+from tests.appium_support import require_appium, session_chromedriver
 from tests.projects import make_project, run_folders
 
 ROOT = Path(__file__).resolve().parents[2]
