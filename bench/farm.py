@@ -4,6 +4,7 @@
     python bench/farm.py --cases tiny real --jobs 50      # some cases, fewer jobs
     python bench/farm.py --compare-with ../other-tree     # each case on that tree, then on this one
     python bench/farm.py --cases --n 0 --ray-start 5      # only Ray's own start, 5 times per setting
+    python bench/farm.py --cases --n 0 --open 8           # only the device's open, 8 times per setting
 
 Cases: ``quickstart`` (experiments/quickstart.yaml: SwiftShader in Chromium, 3 jobs), ``tiny``
 (200 tiny matmuls on lavapipe, ~100 ms of device time each: a stress case for the per-job cost)
@@ -30,8 +31,12 @@ already; ``--ray both`` runs each case both ways, in turn. Each case also prints
 open went (the worker's start, the driver's open and its steps, the probe).
 
 ``--ray-start N`` times Ray's own start as a run does it, then with each start-up setting Ray
-offers that could make it shorter (no worker prestart, ``num_cpus=0``), N times each in fresh
-processes, with the CPU seconds of each of Ray's programs: the floor under a run's overhead.
+offers that could make it shorter (no worker prestart, ``num_cpus=0``, a shorter retry when the
+raylet connects to its object store), N times each in fresh processes, with the CPU seconds of
+each of Ray's programs and the steps ``ray.init`` waits on (the dashboard's API server, the raylet
+registering, the driver's connection): the floor under a run's overhead. ``--open N`` times the
+quickstart device's open (Playwright's start, the browser, the harness page) N times with Node's
+compile cache for Playwright's driver and N times without, in turn, each in a fresh process.
 """
 
 from __future__ import annotations
@@ -256,7 +261,44 @@ RAY_START_VARIANTS = {
     "as a run": {},
     "no worker prestart": {"_system_config": {"prestart_worker_first_driver": False}},
     "num_cpus 0": {"num_cpus": 0},
+    # the raylet connects to its own object store's socket with retries a second apart; when the
+    # store is not listening yet, its start waits a whole second
+    "socket retry 20 ms": {"_system_config": {"raylet_client_connect_timeout_milliseconds": 20,
+                                              "raylet_client_num_connect_attempts": 1500}},
 }
+
+# Steps of ray.init the driver waits on, by the Ray function it waits in (Ray 2.60; a step whose
+# function is missing in another version is left out): the dashboard's API server, which ray.init
+# starts (even with include_dashboard=False) and waits for before it starts the raylet; the raylet
+# registering with the GCS (Ray's C++ loop looks once a second); the driver's own connection.
+RAY_INIT_STEPS = (("API server", "ray._private.node", "Node", "start_api_server"),
+                  ("raylet registers", "ray._private.services", None, "get_node"),
+                  ("driver connects", "ray._private.worker", None, "connect"))
+
+
+def time_ray_init_steps() -> dict[str, float]:
+    """Wrap the functions of RAY_INIT_STEPS so that each call adds its seconds to the dict returned
+    (only the timing is added: each wrapper calls the function it replaces)."""
+    import functools
+    import importlib
+
+    spent: dict[str, float] = {}
+    for label, module, cls, name in RAY_INIT_STEPS:
+        owner = importlib.import_module(module)
+        owner = getattr(owner, cls, None) if cls else owner
+        fn = getattr(owner, name, None) if owner is not None else None
+        if fn is None:
+            continue
+
+        @functools.wraps(fn)
+        def timed(*a, _fn=fn, _label=label, **kw):
+            t = time.perf_counter()
+            try:
+                return _fn(*a, **kw)
+            finally:
+                spent[_label] = spent.get(_label, 0.0) + time.perf_counter() - t
+        setattr(owner, name, timed)
+    return spent
 
 
 def process_tree_cpu() -> dict[str, float]:
@@ -292,6 +334,7 @@ def one_ray_start(root: Path, variant: str) -> dict:
 
     exp = load_experiment(root / "experiments" / "quickstart.yaml")
     dev = exp.devices[0]
+    steps = time_ray_init_steps()
     cpu0 = process_tree_cpu()
     t0 = time.perf_counter()
     init_ray([dev.id], RunOptions(), **RAY_START_VARIANTS[variant])
@@ -307,7 +350,7 @@ def one_ray_start(root: Path, variant: str) -> dict:
         ray.shutdown()
     cpu = {k: v - cpu0.get(k, 0.0) for k, v in cpu.items()}
     return {"variant": variant, "init_s": t1 - t0, "actors_s": t2 - t1, "shutdown_s": time.perf_counter() - t2 - 2.0,
-            "cpu": cpu}
+            "cpu": cpu, "steps": steps}
 
 
 def ray_start(root: Path, n: int) -> None:
@@ -329,10 +372,66 @@ def ray_start(root: Path, n: int) -> None:
               + ", ".join(f"{r['init_s'] + r['actors_s']:.2f}" for r in rs))
         programs = sorted({p for r in rs for p in r["cpu"]}, key=lambda p: -statistics.median(r["cpu"].get(p, 0) for r in rs))
         cpu = {p: statistics.median(r["cpu"].get(p, 0.0) for r in rs) for p in programs}
+        labels = [step[0] for step in RAY_INIT_STEPS if any(step[0] in r.get("steps", {}) for r in rs)]
+        waits = {lb: statistics.median(r["steps"].get(lb, 0.0) for r in rs) for lb in labels}
+        print(f"  {'':<20} ray.init waits on: " + ", ".join(f"{lb} {w:.2f} s" for lb, w in waits.items())
+              + f", the rest {med['init_s'] - sum(waits.values()):.2f} s (medians)")
         print(f"  {'':<20} CPU {sum(cpu.values()):4.1f} s on {os.cpu_count()} cores: "
               + ", ".join(f"{p} {c:.2f}" for p, c in cpu.items() if c >= 0.05))
     base = statistics.median(r["init_s"] + r["actors_s"] for r in runs["as a run"])
     print(f"  so a run needs {base / 0.05:.0f} s of device work for Ray's start alone to stay under 5% of it")
+
+
+# ------------------------------------------------------------------------------ the device's open
+OPEN_VARIANTS = {  # environment for the process that opens the device, by setting
+    "Node compile cache": {"NODE_COMPILE_CACHE": None},  # None: a folder of the bench's own, filled once first
+    "no compile cache": {"NODE_DISABLE_COMPILE_CACHE": "1"},
+}
+
+
+def one_open(root: Path) -> dict:
+    """Open and close the quickstart's device once, in this (fresh) process, as its worker does."""
+    from farm.config.experiments import load_experiment
+    from farm.drivers import make_driver
+
+    dev = load_experiment(root / "experiments" / "quickstart.yaml").devices[0]
+    drv = make_driver(dev)
+    t0 = time.perf_counter()
+    drv.open()
+    open_s = time.perf_counter() - t0
+    phases = drv.open_phases()
+    drv.close()
+    return {"open_s": open_s, "phases": phases}
+
+
+def device_open(root: Path, n: int) -> None:
+    """The quickstart device's open n times per setting of OPEN_VARIANTS, in turn, each in a fresh
+    process: medians of the open and of its steps."""
+    runs: dict[str, list[dict]] = {v: [] for v in OPEN_VARIANTS}
+    with tempfile.TemporaryDirectory() as cache:
+        def run_one(variant: str) -> dict:
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            for k in ("NODE_COMPILE_CACHE", "NODE_DISABLE_COMPILE_CACHE"):
+                env.pop(k, None)
+            env.update({k: v if v is not None else cache for k, v in OPEN_VARIANTS[variant].items()})
+            with tempfile.NamedTemporaryFile(suffix=".json") as fh:
+                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--one-open",
+                                "--json", fh.name], check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
+                return json.loads(Path(fh.name).read_text())
+
+        run_one("Node compile cache")  # fills the cache, as the first open on a machine does
+        for _ in range(n):
+            for variant in OPEN_VARIANTS:
+                runs[variant].append(run_one(variant))
+    print(f"\nThe quickstart device's open, {n} fresh processes per setting, in turn (load {os.getloadavg()[0]:.1f}):")
+    med = {}
+    for variant, rs in runs.items():
+        med[variant] = statistics.median(r["open_s"] for r in rs)
+        steps = {k: statistics.median(r["phases"].get(k, 0.0) for r in rs) for k in rs[0]["phases"]}
+        print(f"  {variant:<20} open {med[variant]:4.2f} s (" + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in steps.items())
+              + ") | runs: " + ", ".join(f"{r['open_s']:.2f}" for r in rs))
+    first, second = list(OPEN_VARIANTS)
+    print(f"  ratio {first} / {second}: {med[first] / med[second]:.3f}")
 
 
 def in_subprocess(root: Path, case: str, n: int, address: str | None = None) -> dict:
@@ -400,6 +499,10 @@ def main() -> int:
     ap.add_argument("--ray-start", type=int, default=0, metavar="N",
                     help="also time Ray's own start N times per start-up setting, in fresh processes (default 0)")
     ap.add_argument("--one-ray-start", choices=tuple(RAY_START_VARIANTS), help=argparse.SUPPRESS)
+    ap.add_argument("--open", type=int, default=0, metavar="N",
+                    help="also time the quickstart device's open N times per setting (Node's compile cache for "
+                         "Playwright's driver on and off), in fresh processes (default 0)")
+    ap.add_argument("--one-open", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -410,6 +513,9 @@ def main() -> int:
         return 0
     if args.one_ray_start:
         args.json.write_text(json.dumps(one_ray_start(root, args.one_ray_start)))
+        return 0
+    if args.one_open:
+        args.json.write_text(json.dumps(one_open(root)))
         return 0
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # the local head and the runs that join it
     load0 = os.getloadavg()
@@ -439,6 +545,8 @@ def main() -> int:
         round_trips(args.n)
     if args.ray_start:
         ray_start(root, args.ray_start)
+    if args.open:
+        device_open(root, args.open)
     print("load average (1, 5, 15 min) at start {:.1f} {:.1f} {:.1f}, at end {:.1f} {:.1f} {:.1f}".format(*load0, *os.getloadavg()))
     return 0
 

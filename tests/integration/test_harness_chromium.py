@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from farm.drivers.playwright_driver import (
     chromium_launch_args,
     command_line_problems,
     merge_feature_flags,
+    node_compile_cache,
 )
 from farm.harness.server import HarnessServer
 from jit_core.ops import MatMul
@@ -129,6 +133,30 @@ def test_missing_executable_raises_infra_error_naming_the_fix(tmp_path):
     assert str(tmp_path / "no-chromium") in info.value.message
     assert "setup" in info.value.message and "executable_path" in info.value.message
     drv.close()  # never raises, also when nothing was opened
+
+
+def test_node_compile_cache_folder_follows_nodes_variables_then_the_xdg_cache(monkeypatch, tmp_path):
+    for name in ("NODE_COMPILE_CACHE", "NODE_DISABLE_COMPILE_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert node_compile_cache() == tmp_path / "jitfarm" / "node-compile-cache"
+    monkeypatch.setenv("NODE_COMPILE_CACHE", str(tmp_path / "mine"))
+    assert node_compile_cache() == tmp_path / "mine"
+    monkeypatch.setenv("NODE_DISABLE_COMPILE_CACHE", "1")
+    assert node_compile_cache() is None
+
+
+def test_playwrights_node_driver_fills_the_compile_cache_for_its_next_start(tmp_path):
+    """A fresh process (Playwright's driver is shared per thread) starts and stops Playwright with
+    only XDG_CACHE_HOME pointing here: Node has written compiled code under jitfarm's folder."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NODE_COMPILE_CACHE", "NODE_DISABLE_COMPILE_CACHE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    code = ("from farm.drivers.playwright_driver import _acquire_playwright, _release_playwright\n"
+            "_release_playwright(_acquire_playwright())\n")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120,
+                   cwd=Path(__file__).resolve().parents[2])
+    cache = tmp_path / "jitfarm" / "node-compile-cache"
+    assert [f for f in cache.rglob("*") if f.is_file() and f.stat().st_size > 0]
 
 
 # ------------------------------------------------------------------------------------ browser
