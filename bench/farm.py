@@ -255,6 +255,35 @@ def round_trips(n: int) -> None:
             print(f"driver batch round trip {dev_id:<28} median {statistics.median(total):7.2f} ms, of which not "
                   f"reported by the device {statistics.median(extra):6.2f} ms (n={len(total)})")
 
+    harness_file_round_trip(n)
+
+
+def harness_file_round_trip(n: int) -> None:
+    """A harness module fetched again and again over one kept-alive connection, as a browser loads
+    the page, with the server as it is (Nagle's algorithm off) and with Nagle on, in turn."""
+    import http.client
+
+    from farm.harness import server as harness_server
+
+    ms: dict[bool, list[float]] = {True: [], False: []}
+    with harness_server.HarnessServer() as srv:
+        for _ in range(max(n // 10, 5)):
+            for nodelay in (True, False):
+                harness_server._Handler.disable_nagle_algorithm = nodelay
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+                try:
+                    for _ in range(10):
+                        t0 = time.perf_counter()
+                        conn.request("GET", "/harness.js")
+                        conn.getresponse().read()
+                        ms[nodelay].append((time.perf_counter() - t0) * 1000)
+                finally:
+                    conn.close()
+        harness_server._Handler.disable_nagle_algorithm = True
+    on, off = statistics.median(ms[True]), statistics.median(ms[False])
+    print(f"harness module over a kept-alive connection median {on:6.2f} ms (Nagle's algorithm on: {off:.2f} ms, "
+          f"ratio {on / off:.3f}; n={len(ms[True])})")
+
 
 # ------------------------------------------------------------------------------- Ray's own start
 RAY_START_VARIANTS = {

@@ -74,6 +74,9 @@ def resolve_request_path(url_path: str, static_dir: Path, node_modules_dir: Path
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes: with Nagle's algorithm on, the body of a small
+    # file waits for the browser's delayed ACK of the headers (tens of ms per module on Linux).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._serve(send_body=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 from pathlib import Path
 
@@ -153,3 +154,41 @@ def test_requests_are_not_logged(server: HarnessServer, capfd):
     get(server, "/missing")
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def _module_imports(text: str) -> list[str]:
+    """The harness modules a module imports statically (``import ... from './x.js'``, also over
+    several lines, and ``import './x.js'``); dynamic ``import(url)`` of libraries is not one."""
+    return re.findall(r"""(?:\bfrom|\bimport)\s*['"]\./([\w.-]+\.js)['"]""", text)
+
+
+def test_index_html_preloads_exactly_the_modules_the_harness_imports():
+    """index.html asks for every module at once (modulepreload) instead of one level of imports after
+    another; a module added to, or dropped from, the import graph must be added or dropped there."""
+    graph, todo = set(), ["harness.js"]
+    while todo:
+        module = todo.pop()
+        if module not in graph:
+            graph.add(module)
+            todo.extend(_module_imports((STATIC_DIR / module).read_text()))
+    index = (STATIC_DIR / "index.html").read_text()
+    preloaded = re.findall(r'<link rel="modulepreload" href="\./([\w.-]+\.js)">', index)
+    assert len(preloaded) == len(set(preloaded))
+    assert set(preloaded) == graph
+    assert {"harness.js", "prng.js", "baseline_tfjs_block.js"} <= graph  # the walk follows imports down
+
+
+def test_a_kept_alive_connection_serves_one_request_after_another_with_nagle_off(server: HarnessServer):
+    """Browsers fetch the page's modules over kept-alive connections; with Nagle's algorithm on,
+    each small answer there waited for a delayed ACK (bench/farm.py --n times it both ways)."""
+    from farm.harness.server import _Handler
+
+    assert _Handler.disable_nagle_algorithm is True
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        for name in ("app.mjs", "app.mjs", "index.html"):
+            conn.request("GET", "/" + name)
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.read() and not resp.will_close
+    finally:
+        conn.close()
