@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.harness.server import ISOLATION_HEADERS, STATIC_DIR, HarnessServer
+from farm.harness.server import ISOLATION_HEADERS, STATIC_DIR, HarnessServer, _Handler
 
 
 def get(server: HarnessServer, raw_path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -181,8 +181,6 @@ def test_index_html_preloads_exactly_the_modules_the_harness_imports():
 def test_a_kept_alive_connection_serves_one_request_after_another_with_nagle_off(server: HarnessServer):
     """Browsers fetch the page's modules over kept-alive connections; with Nagle's algorithm on,
     each small answer there waited for a delayed ACK (bench/farm.py --n times it both ways)."""
-    from farm.harness.server import _Handler
-
     assert _Handler.disable_nagle_algorithm is True
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
