@@ -96,24 +96,14 @@ def experiment_text(case: str, n: int, device_configs: Path) -> str:
 
 # ----------------------------------------------------------------------------- one case, in-process
 def overhead(run_dir: Path) -> list[dict]:
-    import pandas as pd
-
+    from farm.analysis.overhead import run_overhead
     from farm.store.parquet import ParquetStore
 
-    manifest = ParquetStore(run_dir).read_manifest()
-    jobs = pd.read_parquet(run_dir / "jobs")
-    out = []
-    for dev, timing in manifest["timing"]["devices"].items():
-        rows = jobs[jobs["device_id"] == dev]
-        busy = float(rows["device_busy_s"].fillna(0).sum())
-        wall, phase = manifest["wall_s"], timing["jobs_wall_s"]
-        out.append({"device": dev, "jobs": int((rows["status"] == "ok").sum()), "attempts": len(rows),
-                    "wall_s": wall, "ray_init_s": manifest["timing"]["ray_init_s"], "open_s": timing["open_s"],
-                    "open_phases": timing.get("open_phases") or {},
-                    "jobs_wall_s": phase, "busy_s": busy,
-                    "overhead_run": (wall - busy) / wall, "overhead_jobs": (phase - busy) / phase if phase else None,
-                    "outside_ms": (phase - busy) / max(len(rows), 1) * 1000})
-    return out
+    return [{"device": d.device, "jobs": d.jobs_ok, "attempts": d.attempts, "wall_s": d.wall_s,
+             "ray_init_s": d.ray_init_s, "open_s": d.open_s, "open_phases": d.open_phases,
+             "jobs_wall_s": d.jobs_wall_s, "busy_s": d.busy_s, "overhead_run": d.overhead_run,
+             "overhead_jobs": d.overhead_jobs, "outside_ms": d.outside_ms_per_job}
+            for d in run_overhead(ParquetStore(run_dir))]
 
 
 def direct(exp_path: Path, results: Path) -> dict:

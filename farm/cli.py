@@ -31,6 +31,7 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     else:
         exp = load_experiment(Path(args.experiment), Path(args.devices_dir) if args.devices_dir else None)
 
+    from farm.analysis.overhead import run_overhead
     from farm.analysis.summary import summarize
     from farm.report.console import print_results
     from farm.scheduler.run import RunOptions, run_experiment
@@ -38,8 +39,11 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     outcome = run_experiment(exp, RunOptions(results_dir=Path(args.results_dir), address=args.address,
                                              resume=args.resume, replay_of=args.replay), console=err)
-    summaries = summarize(ParquetStore(outcome.run_dir))
+    store = ParquetStore(outcome.run_dir)
+    summaries = summarize(store)
     print_results(summaries, list(exp.baselines), out)
+    for device in run_overhead(store):
+        out.print(device.describe(), highlight=False, markup=False)
     failed = [s for s in summaries if s.status != "ok"]
     out.print(f"run {outcome.run_id}: {len(summaries) - len(failed)} of {len(summaries)} jobs ok in "
               f"{outcome.wall_s:.1f} s · results in {outcome.run_dir}")

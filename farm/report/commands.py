@@ -80,6 +80,7 @@ def _report(args, out: Console, err: Console) -> int:
     from farm.analysis.analyze import analyze_runs
     from farm.analysis.load import run_dirs
     from farm.analysis.model_latency import ModelOps
+    from farm.analysis.overhead import run_overhead
     from farm.analysis.summary import summarize
     from farm.store.parquet import ParquetStore
 
@@ -88,6 +89,8 @@ def _report(args, out: Console, err: Console) -> int:
 
     store = ParquetStore(run_dirs(Path(args.results_dir), [args.run_id])[0])
     print_results(summarize(store), list(store.read_manifest()["experiment"].get("baselines", [])), out)
+    for device in run_overhead(store):
+        out.print(device.describe(), highlight=False, markup=False)
     a = analyze_runs(Path(args.results_dir), [args.run_id], models=[ModelOps.parse(m) for m in args.model or []],
                      at_s=args.at)
     if a.latency.empty:

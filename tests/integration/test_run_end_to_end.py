@@ -78,3 +78,19 @@ def test_report_reprints_the_table(finished_run, capsys):
     assert main(["report", run_dir.name, "--results-dir", str(run_dir.parent)]) == 0
     out = capsys.readouterr().out
     assert "speedup vs tfjs-webgpu" in out and "ragged" in out
+
+
+def test_report_says_how_much_of_the_run_was_orchestration(finished_run, capsys):
+    """The figures `jitfarm run` prints at its end, from the run's manifest and jobs table: the
+    device's busy time inside the run's wall time, Ray's start and the device's open."""
+    _, run_dir = finished_run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    busy = pd.read_parquet(run_dir / "jobs")["device_busy_s"].sum()
+    assert 0 < busy < manifest["wall_s"]
+    assert main(["report", run_dir.name, "--results-dir", str(run_dir.parent)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "orchestration overhead" in ln)
+    assert line.startswith("local-chromium-swiftshader: ")
+    assert f"{busy:.1f} s of device work in a {manifest['wall_s']:.1f} s run" in line
+    assert f"Ray start {manifest['timing']['ray_init_s']:.1f} s" in line and "device open" in line
+    assert f"overhead {100 * (manifest['wall_s'] - busy) / manifest['wall_s']:.1f}%" in line
