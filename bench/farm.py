@@ -96,14 +96,20 @@ def experiment_text(case: str, n: int, device_configs: Path) -> str:
 
 # ----------------------------------------------------------------------------- one case, in-process
 def overhead(run_dir: Path) -> list[dict]:
-    from farm.analysis.overhead import run_overhead
-    from farm.store.parquet import ParquetStore
+    """Each device's overhead in a run, computed by this tree's farm/analysis/overhead.py, also when
+    the run was made by another checkout's code (``--compare-with``, which may predate that file)."""
+    import dataclasses
+    import importlib.util
 
-    return [{"device": d.device, "jobs": d.jobs_ok, "attempts": d.attempts, "wall_s": d.wall_s,
-             "ray_init_s": d.ray_init_s, "open_s": d.open_s, "open_phases": d.open_phases,
-             "jobs_wall_s": d.jobs_wall_s, "busy_s": d.busy_s, "overhead_run": d.overhead_run,
-             "overhead_jobs": d.overhead_jobs, "outside_ms": d.outside_ms_per_job}
-            for d in run_overhead(ParquetStore(run_dir))]
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("jitfarm_bench_overhead", HERE / "farm" / "analysis" / "overhead.py")
+    mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up there
+    spec.loader.exec_module(mod)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return [{**dataclasses.asdict(d), "overhead_run": d.overhead_run, "overhead_jobs": d.overhead_jobs,
+             "outside_ms": d.outside_ms_per_job}
+            for d in mod.device_overheads(manifest, pd.read_parquet(run_dir / "jobs"))]
 
 
 def direct(exp_path: Path, results: Path) -> dict:
@@ -163,7 +169,7 @@ def one_case(root: Path, case: str, n: int, address: str | None = None) -> dict:
 # ------------------------------------------------------------------------------------ reporting
 def print_case(label: str, res: dict) -> None:
     for r in res["devices"]:
-        print(f"{label:<24} jobs {r['jobs']:>3}/{r['attempts']:<3} wall {r['wall_s']:6.1f} s (Ray start "
+        print(f"{label:<24} jobs {r['jobs_ok']:>3}/{r['attempts']:<3} wall {r['wall_s']:6.1f} s (Ray start "
               f"{r['ray_init_s']:4.1f}, open {r['open_s']:4.1f}, jobs {r['jobs_wall_s']:6.1f}) busy {r['busy_s']:6.1f} s"
               f" | overhead: run {100 * r['overhead_run']:5.1f}%, jobs phase {100 * r['overhead_jobs']:5.1f}% "
               f"| {r['outside_ms']:6.1f} ms/job outside the device | load {res['load_start']:.1f}->{res['load_end']:.1f}")
@@ -255,24 +261,26 @@ def harness_file_round_trip(n: int) -> None:
 
     from farm.harness import server as harness_server
 
-    ms: dict[bool, list[float]] = {True: [], False: []}
-    with harness_server.HarnessServer() as srv:
-        for _ in range(max(n // 10, 5)):
-            for nodelay in (True, False):
-                harness_server._Handler.disable_nagle_algorithm = nodelay
-                conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
-                try:
-                    for _ in range(10):
-                        t0 = time.perf_counter()
-                        conn.request("GET", "/harness.js")
-                        conn.getresponse().read()
-                        ms[nodelay].append((time.perf_counter() - t0) * 1000)
-                finally:
-                    conn.close()
+    ms: dict[bool, list[float]] = {True: [], False: []}  # by Nagle's algorithm on
+    try:
+        with harness_server.HarnessServer() as srv:
+            for _ in range(max(n // 10, 5)):
+                for nagle in (False, True):
+                    harness_server._Handler.disable_nagle_algorithm = not nagle
+                    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+                    try:
+                        for _ in range(10):
+                            t0 = time.perf_counter()
+                            conn.request("GET", "/harness.js")
+                            conn.getresponse().read()
+                            ms[nagle].append((time.perf_counter() - t0) * 1000)
+                    finally:
+                        conn.close()
+    finally:
         harness_server._Handler.disable_nagle_algorithm = True
-    on, off = statistics.median(ms[True]), statistics.median(ms[False])
-    print(f"harness module over a kept-alive connection median {on:6.2f} ms (Nagle's algorithm on: {off:.2f} ms, "
-          f"ratio {on / off:.3f}; n={len(ms[True])})")
+    now, before = statistics.median(ms[False]), statistics.median(ms[True])
+    print(f"harness module over a kept-alive connection median {now:6.2f} ms (Nagle's algorithm on: {before:.2f} ms, "
+          f"ratio {now / before:.3f}; n={len(ms[False])})")
 
 
 # ------------------------------------------------------------------------------- Ray's own start

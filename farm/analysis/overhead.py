@@ -7,8 +7,12 @@ resumed run's invocations)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from farm.store.parquet import ParquetStore
+if TYPE_CHECKING:  # this module imports nothing of farm: bench/farm.py loads it beside an older tree's code
+    import pandas as pd
+
+    from farm.store.parquet import ParquetStore
 
 
 @dataclass
@@ -46,14 +50,18 @@ class DeviceOverhead:
 
 
 def run_overhead(store: ParquetStore) -> list[DeviceOverhead]:
-    """One entry per device the run timed ([] for a run that ended before its timing was written,
-    e.g. one that failed or was interrupted)."""
+    """device_overheads() of the run in ``store``."""
     manifest = store.read_manifest()
+    return device_overheads(manifest, store.read("jobs")) if manifest.get("timing") else []
+
+
+def device_overheads(manifest: dict[str, Any], jobs: pd.DataFrame) -> list[DeviceOverhead]:
+    """One entry per device the run timed, from its manifest and its jobs table ([] for a run that
+    ended before its timing was written, e.g. one that failed or was interrupted)."""
     timing = manifest.get("timing") or {}
     wall = manifest.get("wall_s")
     if not timing.get("devices") or not wall:
         return []
-    jobs = store.read("jobs")
     resumed = bool(manifest.get("resumed"))
     out = []
     for dev, t in sorted(timing["devices"].items()):

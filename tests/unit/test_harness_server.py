@@ -178,9 +178,18 @@ def test_index_html_preloads_exactly_the_modules_the_harness_imports():
     assert {"harness.js", "prng.js", "baseline_tfjs_block.js"} <= graph  # the walk follows imports down
 
 
-def test_a_kept_alive_connection_serves_one_request_after_another_with_nagle_off(server: HarnessServer):
+def test_a_kept_alive_connection_serves_one_request_after_another_with_nagle_off(server: HarnessServer, monkeypatch):
     """Browsers fetch the page's modules over kept-alive connections; with Nagle's algorithm on,
-    each small answer there waited for a delayed ACK (bench/farm.py --n times it both ways)."""
+    each small answer there waited for a delayed ACK (bench/farm.py --n times it both ways). The
+    socket the server answers on has TCP_NODELAY set."""
+    nodelay: list[int] = []
+    setup = _Handler.setup
+
+    def setup_and_look(self):
+        setup(self)
+        nodelay.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    monkeypatch.setattr(_Handler, "setup", setup_and_look)
     assert _Handler.disable_nagle_algorithm is True
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
@@ -190,3 +199,4 @@ def test_a_kept_alive_connection_serves_one_request_after_another_with_nagle_off
             assert resp.status == 200 and resp.read() and not resp.will_close
     finally:
         conn.close()
+    assert len(nodelay) == 1 and nodelay[0] != 0  # one connection for the three answers, Nagle off
